@@ -1,0 +1,460 @@
+//! Configuration: built-in defaults, then an optional TOML file, then `HERALD__SECTION__KEY` variables,
+//! read into `RawConfig` and validated once into `Config`. A bad key or value names itself in the error.
+
+use std::{
+    collections::{BTreeMap, HashSet},
+    net::IpAddr,
+    path::{Path, PathBuf},
+    time::Duration,
+};
+
+use serde::Deserialize;
+
+use crate::app::{App, Limits, WebhookTarget};
+
+/// The development app used when no app is configured; `main` warns loudly when it is in use.
+pub const DEV_APP: (&str, &str, &str) = ("1", "app-key", "app-secret");
+
+/// Why the configuration could not be used; each variant names the offending key.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read configuration: {0}")]
+    Source(#[from] config::ConfigError),
+    #[error("{key}: {problem}")]
+    Invalid { key: String, problem: String },
+}
+
+fn invalid(key: impl Into<String>, problem: impl Into<String>) -> ConfigError {
+    ConfigError::Invalid {
+        key: key.into(),
+        problem: problem.into(),
+    }
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RawConfig {
+    pub server: RawServer,
+    pub log: RawLog,
+    pub apps: BTreeMap<String, RawApp>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RawServer {
+    pub host: String,
+    pub port: u16,
+    pub path_prefix: String,
+    pub workers: usize,
+    pub shutdown_timeout: String,
+    pub max_connections: usize,
+    pub activity_timeout: String,
+    pub pong_timeout: String,
+    pub max_frame_bytes: usize,
+    pub outbound_queue_bytes: usize,
+    pub max_request_bytes: usize,
+    pub timestamp_window: String,
+}
+
+impl Default for RawServer {
+    fn default() -> RawServer {
+        RawServer {
+            host: "0.0.0.0".into(),
+            port: 6001,
+            path_prefix: String::new(),
+            workers: 0,
+            shutdown_timeout: "10s".into(),
+            max_connections: 0,
+            activity_timeout: "120s".into(),
+            pong_timeout: "30s".into(),
+            max_frame_bytes: 64 * 1024,
+            outbound_queue_bytes: 1024 * 1024,
+            max_request_bytes: 1024 * 1024,
+            timestamp_window: "600s".into(),
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RawLog {
+    pub level: String,
+}
+
+impl Default for RawLog {
+    fn default() -> RawLog {
+        RawLog {
+            level: "info".into(),
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawApp {
+    pub key: String,
+    pub secret: String,
+    #[serde(default = "yes")]
+    pub enabled: bool,
+    #[serde(default)]
+    pub client_events: bool,
+    #[serde(default)]
+    pub require_authorization: bool,
+    #[serde(default = "default_authorization_timeout")]
+    pub authorization_timeout: String,
+    #[serde(default)]
+    pub subscription_count: bool,
+    #[serde(default)]
+    pub watchlist_events: bool,
+    #[serde(default)]
+    pub max_connections: usize,
+    #[serde(default)]
+    pub limits: RawLimits,
+    #[serde(default)]
+    pub webhooks: Vec<RawWebhook>,
+}
+
+fn yes() -> bool {
+    true
+}
+
+fn default_authorization_timeout() -> String {
+    "30s".into()
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RawLimits {
+    pub max_event_data_bytes: Option<usize>,
+    pub max_channel_name_length: Option<usize>,
+    pub max_event_name_length: Option<usize>,
+    pub max_channels_per_event: Option<usize>,
+    pub max_batch_events: Option<usize>,
+    pub max_presence_members: Option<usize>,
+    pub max_presence_user_bytes: Option<usize>,
+    pub max_presence_user_id_length: Option<usize>,
+    pub client_events_per_second: Option<u32>,
+    pub max_watchlist: Option<usize>,
+    pub cache_ttl: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawWebhook {
+    pub url: String,
+    #[serde(default)]
+    pub events: Vec<String>,
+    #[serde(default)]
+    pub headers: BTreeMap<String, String>,
+}
+
+/// Validated settings for the listener and the sockets.
+#[derive(Clone, Debug)]
+pub struct ServerConfig {
+    pub host: IpAddr,
+    pub port: u16,
+    /// Mount point for both the WebSocket and the REST API, e.g. `/pusher`; empty for none.
+    pub path_prefix: String,
+    /// Worker threads; 0 means one per CPU core.
+    pub workers: usize,
+    pub shutdown_timeout: Duration,
+    /// Open sockets allowed on this node; `None` is unlimited. Over it, new sockets get 4100.
+    pub max_connections: Option<usize>,
+    /// Silence after which the server pings a client; sent to clients as `activity_timeout`.
+    pub activity_timeout: Duration,
+    /// How long a pinged client has to answer before it is closed with 4201.
+    pub pong_timeout: Duration,
+    /// Largest WebSocket frame accepted; larger ones close the socket with 1009.
+    pub max_frame_bytes: usize,
+    /// Bytes that may wait for one socket; a socket over it is a slow consumer and is closed with 4100.
+    pub outbound_queue_bytes: usize,
+    /// Largest REST request body accepted (413 beyond).
+    pub max_request_bytes: usize,
+    /// Accepted clock skew of `auth_timestamp` (spec §9.2).
+    pub timestamp_window: Duration,
+}
+
+/// The whole validated configuration.
+#[derive(Clone, Debug)]
+pub struct Config {
+    pub server: ServerConfig,
+    pub log_level: String,
+    pub apps: Vec<App>,
+    /// True when no app was configured and the development app is in use.
+    pub dev_credentials: bool,
+}
+
+impl Config {
+    /// Reads defaults, then `file` if given, then the environment (`HERALD__…` and `PORT`).
+    pub fn load(file: Option<&Path>) -> Result<Config, ConfigError> {
+        Config::load_from(file, std::env::vars())
+    }
+
+    /// As `load`, with the environment given explicitly (tests pass their own).
+    pub fn load_from(
+        file: Option<&Path>,
+        env: impl IntoIterator<Item = (String, String)>,
+    ) -> Result<Config, ConfigError> {
+        let env: Vec<(String, String)> = env.into_iter().collect();
+        let mut builder = config::Config::builder();
+        if let Some(path) = file {
+            let path: PathBuf = path.into();
+            if !path.exists() {
+                return Err(invalid(
+                    "--config",
+                    format!("file {} does not exist", path.display()),
+                ));
+            }
+            builder = builder.add_source(config::File::from(path).format(config::FileFormat::Toml));
+        }
+        let herald_vars: config::Map<String, String> = env
+            .iter()
+            .filter(|(name, _)| name.starts_with("HERALD__"))
+            .cloned()
+            .collect();
+        builder = builder.add_source(
+            config::Environment::with_prefix("HERALD")
+                .prefix_separator("__")
+                .separator("__")
+                .try_parsing(true)
+                .source(Some(herald_vars)),
+        );
+        if let Some((_, port)) = env.iter().find(|(name, _)| name == "PORT") {
+            let port: u16 = port
+                .parse()
+                .map_err(|_| invalid("PORT", format!("{port:?} is not a port number")))?;
+            builder = builder.set_override("server.port", i64::from(port))?;
+        }
+        let raw: RawConfig = builder.build()?.try_deserialize()?;
+        Config::from_raw(raw)
+    }
+
+    /// Parses a TOML document on its own (no environment), e.g. the example config in tests.
+    pub fn from_toml(text: &str) -> Result<Config, ConfigError> {
+        let raw: RawConfig = config::Config::builder()
+            .add_source(config::File::from_str(text, config::FileFormat::Toml))
+            .build()?
+            .try_deserialize()?;
+        Config::from_raw(raw)
+    }
+
+    /// All validation, once: durations, addresses, unique keys, sane limits.
+    pub fn from_raw(raw: RawConfig) -> Result<Config, ConfigError> {
+        let server = server_config(raw.server)?;
+        let mut apps = Vec::new();
+        let mut keys = HashSet::new();
+        for (id, raw_app) in raw.apps {
+            let app = app_config(&id, raw_app)?;
+            if !keys.insert(app.key.clone()) {
+                return Err(invalid(
+                    format!("apps.{id}.key"),
+                    format!("key {:?} is used by another app", app.key),
+                ));
+            }
+            apps.push(app);
+        }
+        let dev_credentials = apps.is_empty();
+        if dev_credentials {
+            let (id, key, secret) = DEV_APP;
+            let mut app = App::new(id, key, secret);
+            app.client_events = true;
+            app.subscription_count = true;
+            app.watchlist_events = true;
+            apps.push(app);
+        }
+        Ok(Config {
+            server,
+            log_level: raw.log.level,
+            apps,
+            dev_credentials,
+        })
+    }
+}
+
+fn duration(key: &str, text: &str) -> Result<Duration, ConfigError> {
+    humantime::parse_duration(text).map_err(|e| {
+        invalid(
+            key,
+            format!("{text:?} is not a duration like \"30s\" or \"5m\" ({e})"),
+        )
+    })
+}
+
+fn positive(key: &str, value: usize) -> Result<usize, ConfigError> {
+    if value == 0 {
+        return Err(invalid(key, "must be greater than 0"));
+    }
+    Ok(value)
+}
+
+fn server_config(raw: RawServer) -> Result<ServerConfig, ConfigError> {
+    let host = raw.host.parse().map_err(|_| {
+        invalid(
+            "server.host",
+            format!("{:?} is not an IP address", raw.host),
+        )
+    })?;
+    let path_prefix = raw.path_prefix.trim_end_matches('/').to_owned();
+    if !path_prefix.is_empty() && !path_prefix.starts_with('/') {
+        return Err(invalid("server.path_prefix", "must start with '/'"));
+    }
+    let activity_timeout = duration("server.activity_timeout", &raw.activity_timeout)?;
+    if activity_timeout.as_secs() == 0 {
+        return Err(invalid(
+            "server.activity_timeout",
+            "must be at least 1s: pusher-js refuses a zero activity_timeout",
+        ));
+    }
+    Ok(ServerConfig {
+        host,
+        port: raw.port,
+        path_prefix,
+        workers: raw.workers,
+        shutdown_timeout: duration("server.shutdown_timeout", &raw.shutdown_timeout)?,
+        max_connections: (raw.max_connections > 0).then_some(raw.max_connections),
+        activity_timeout,
+        pong_timeout: duration("server.pong_timeout", &raw.pong_timeout)?,
+        max_frame_bytes: positive("server.max_frame_bytes", raw.max_frame_bytes)?,
+        outbound_queue_bytes: positive("server.outbound_queue_bytes", raw.outbound_queue_bytes)?,
+        max_request_bytes: positive("server.max_request_bytes", raw.max_request_bytes)?,
+        timestamp_window: duration("server.timestamp_window", &raw.timestamp_window)?,
+    })
+}
+
+fn app_config(id: &str, raw: RawApp) -> Result<App, ConfigError> {
+    let key_of = |field: &str| format!("apps.{id}.{field}");
+    if raw.key.is_empty() {
+        return Err(invalid(key_of("key"), "must not be empty"));
+    }
+    if raw.secret.is_empty() {
+        return Err(invalid(key_of("secret"), "must not be empty"));
+    }
+    if raw.key.contains(['/', '?', '#', ':']) {
+        return Err(invalid(
+            key_of("key"),
+            "must not contain '/', '?', '#' or ':'",
+        ));
+    }
+    let mut app = App::new(id, &raw.key, &raw.secret);
+    app.enabled = raw.enabled;
+    app.client_events = raw.client_events;
+    app.require_authorization = raw.require_authorization;
+    app.authorization_timeout =
+        duration(&key_of("authorization_timeout"), &raw.authorization_timeout)?;
+    app.subscription_count = raw.subscription_count;
+    app.watchlist_events = raw.watchlist_events;
+    app.max_connections = (raw.max_connections > 0).then_some(raw.max_connections);
+    app.limits = limits(id, raw.limits)?;
+    app.webhooks = raw
+        .webhooks
+        .into_iter()
+        .enumerate()
+        .map(|(index, hook)| webhook(&key_of(&format!("webhooks[{index}]")), hook))
+        .collect::<Result<_, _>>()?;
+    Ok(app)
+}
+
+fn limits(id: &str, raw: RawLimits) -> Result<Limits, ConfigError> {
+    let defaults = Limits::default();
+    let key = |field: &str| format!("apps.{id}.limits.{field}");
+    let size = |field: &str, value: Option<usize>, default: usize| match value {
+        Some(value) => positive(&key(field), value),
+        None => Ok(default),
+    };
+    Ok(Limits {
+        max_event_data_bytes: size(
+            "max_event_data_bytes",
+            raw.max_event_data_bytes,
+            defaults.max_event_data_bytes,
+        )?,
+        max_channel_name_length: size(
+            "max_channel_name_length",
+            raw.max_channel_name_length,
+            defaults.max_channel_name_length,
+        )?,
+        max_event_name_length: size(
+            "max_event_name_length",
+            raw.max_event_name_length,
+            defaults.max_event_name_length,
+        )?,
+        max_channels_per_event: size(
+            "max_channels_per_event",
+            raw.max_channels_per_event,
+            defaults.max_channels_per_event,
+        )?,
+        max_batch_events: size(
+            "max_batch_events",
+            raw.max_batch_events,
+            defaults.max_batch_events,
+        )?,
+        max_presence_members: size(
+            "max_presence_members",
+            raw.max_presence_members,
+            defaults.max_presence_members,
+        )?,
+        max_presence_user_bytes: size(
+            "max_presence_user_bytes",
+            raw.max_presence_user_bytes,
+            defaults.max_presence_user_bytes,
+        )?,
+        max_presence_user_id_length: size(
+            "max_presence_user_id_length",
+            raw.max_presence_user_id_length,
+            defaults.max_presence_user_id_length,
+        )?,
+        client_events_per_second: match raw.client_events_per_second {
+            Some(0) => {
+                return Err(invalid(
+                    key("client_events_per_second"),
+                    "must be greater than 0",
+                ));
+            }
+            Some(rate) => rate,
+            None => defaults.client_events_per_second,
+        },
+        max_watchlist: size("max_watchlist", raw.max_watchlist, defaults.max_watchlist)?,
+        cache_ttl: match raw.cache_ttl {
+            Some(text) => duration(&key("cache_ttl"), &text)?,
+            None => defaults.cache_ttl,
+        },
+    })
+}
+
+fn webhook(key: &str, raw: RawWebhook) -> Result<WebhookTarget, ConfigError> {
+    if !(raw.url.starts_with("http://") || raw.url.starts_with("https://")) {
+        return Err(invalid(
+            format!("{key}.url"),
+            format!("{:?} is not an http(s) URL", raw.url),
+        ));
+    }
+    const KNOWN: [&str; 7] = [
+        "channel_occupied",
+        "channel_vacated",
+        "member_added",
+        "member_removed",
+        "client_event",
+        "cache_miss",
+        "subscription_count",
+    ];
+    if let Some(unknown) = raw
+        .events
+        .iter()
+        .find(|name| !KNOWN.contains(&name.as_str()))
+    {
+        return Err(invalid(
+            format!("{key}.events"),
+            format!(
+                "unknown webhook event {unknown:?}; known: {}",
+                KNOWN.join(", ")
+            ),
+        ));
+    }
+    Ok(WebhookTarget {
+        url: raw.url,
+        events: raw.events,
+        headers: raw.headers.into_iter().collect(),
+    })
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,58 @@
+//! The REST side: signed HTTP API routes (spec §9) and the load balancer probes.
+
+mod channels;
+pub mod error;
+mod events;
+mod signature;
+mod users;
+
+use std::sync::Arc;
+
+use actix_web::{HttpResponse, web};
+
+use crate::{adapter::Adapter, app::Apps, config::ServerConfig};
+
+/// What the REST side needs from the rest of the server.
+pub struct ApiContext {
+    pub apps: Apps,
+    pub adapter: Arc<dyn Adapter>,
+    pub config: ServerConfig,
+}
+
+/// Registers the HTTP API under the configured prefix.
+pub fn configure(config: &mut web::ServiceConfig) {
+    config
+        .route("/apps/{app_id}/events", web::post().to(events::trigger))
+        .route(
+            "/apps/{app_id}/batch_events",
+            web::post().to(events::trigger_batch),
+        )
+        .route("/apps/{app_id}/channels", web::get().to(channels::list))
+        .route(
+            "/apps/{app_id}/channels/{channel}",
+            web::get().to(channels::show),
+        )
+        .route(
+            "/apps/{app_id}/channels/{channel}/users",
+            web::get().to(channels::users),
+        )
+        .route(
+            "/apps/{app_id}/channels/{channel}/events",
+            web::post().to(events::trigger_legacy),
+        )
+        .route(
+            "/apps/{app_id}/users/{user_id}/terminate_connections",
+            web::post().to(users::terminate),
+        )
+        .route(
+            "/users/{user_id}/terminate_connections",
+            web::post().to(users::terminate_without_app),
+        );
+}
+
+/// `GET /`: a liveness answer for load balancers.
+pub async fn root() -> HttpResponse {
+    HttpResponse::Ok()
+        .content_type("text/plain; charset=utf-8")
+        .body("Herald is running\n")
+}

@@ -1,0 +1,124 @@
+//! Composition root: builds the shared state, picks the adapter, mounts the routes, and drains on shutdown.
+
+use std::{
+    net::TcpListener,
+    sync::{
+        Arc,
+        atomic::{AtomicBool, Ordering},
+    },
+    time::{Duration, Instant},
+};
+
+use actix_web::{App as ActixApp, HttpResponse, HttpServer, web};
+use tokio_util::{sync::CancellationToken, task::TaskTracker};
+
+use crate::{
+    adapter::{Adapter, LocalAdapter},
+    app::Apps,
+    config::Config,
+    http::{self, ApiContext},
+    registry::Registry,
+    ws::{self, WsContext},
+};
+
+/// How often expired cache-channel events are swept from memory.
+const CACHE_SWEEP_INTERVAL: Duration = Duration::from_secs(60);
+
+/// Whether the node takes new work; `/ready` answers 503 once draining starts.
+struct Readiness {
+    draining: AtomicBool,
+}
+
+async fn ready(readiness: web::Data<Readiness>) -> HttpResponse {
+    if readiness.draining.load(Ordering::Relaxed) {
+        return HttpResponse::ServiceUnavailable().body("draining\n");
+    }
+    HttpResponse::Ok()
+        .content_type("text/plain; charset=utf-8")
+        .body("ready\n")
+}
+
+/// Serves on `listener` until `shutdown` is cancelled, then drains: stop accepting, close every socket
+/// with 4200, wait for the sessions up to the configured timeout, and stop.
+pub async fn run(
+    config: Config,
+    listener: TcpListener,
+    shutdown: CancellationToken,
+) -> std::io::Result<()> {
+    let apps = Apps::new(config.apps.clone());
+    let registry = Arc::new(Registry::new(apps.iter()));
+    let adapter: Arc<dyn Adapter> = Arc::new(LocalAdapter::new(registry.clone()));
+    let server_config = config.server.clone();
+    let sessions = TaskTracker::new();
+    let ws_context = web::Data::new(WsContext {
+        apps: apps.clone(),
+        adapter: adapter.clone(),
+        config: server_config.clone(),
+        shutdown: shutdown.clone(),
+        sessions: sessions.clone(),
+    });
+    let api_context = web::Data::new(ApiContext {
+        apps,
+        adapter,
+        config: server_config.clone(),
+    });
+    let readiness = web::Data::new(Readiness {
+        draining: AtomicBool::new(false),
+    });
+    let prefix = server_config.path_prefix.clone();
+    let max_request_bytes = server_config.max_request_bytes;
+    let factory_readiness = readiness.clone();
+    let mut server = HttpServer::new(move || {
+        ActixApp::new()
+            .app_data(ws_context.clone())
+            .app_data(api_context.clone())
+            .app_data(factory_readiness.clone())
+            .app_data(web::PayloadConfig::new(max_request_bytes))
+            .route("/", web::get().to(http::root))
+            .route("/ready", web::get().to(ready))
+            .service(
+                web::scope(&prefix)
+                    .configure(ws::configure)
+                    .configure(http::configure),
+            )
+            .default_service(web::to(ws::refuse_path))
+    })
+    .disable_signals()
+    .shutdown_timeout(server_config.shutdown_timeout.as_secs().max(1))
+    .listen(listener)?;
+    if server_config.workers > 0 {
+        server = server.workers(server_config.workers);
+    }
+    let server = server.run();
+    let handle = server.handle();
+    let sweeper = actix_web::rt::spawn(sweep_cache(registry.clone()));
+    let serving = actix_web::rt::spawn(server);
+    shutdown.cancelled().await;
+    tracing::info!("draining: closing sockets with 4200");
+    readiness.draining.store(true, Ordering::Relaxed);
+    handle.pause().await;
+    sessions.close();
+    if tokio::time::timeout(server_config.shutdown_timeout, sessions.wait())
+        .await
+        .is_err()
+    {
+        tracing::warn!(
+            remaining = registry.connection_count(),
+            "sessions did not finish within the shutdown timeout"
+        );
+    }
+    handle.stop(true).await;
+    sweeper.abort();
+    match serving.await {
+        Ok(result) => result,
+        Err(join_error) => Err(std::io::Error::other(join_error)),
+    }
+}
+
+async fn sweep_cache(registry: Arc<Registry>) {
+    let mut interval = tokio::time::interval(CACHE_SWEEP_INTERVAL);
+    loop {
+        interval.tick().await;
+        registry.cache_sweep(Instant::now());
+    }
+}

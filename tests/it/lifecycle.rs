@@ -1,0 +1,71 @@
+//! Probes, drain on shutdown, and slow consumers.
+
+use serde_json::json;
+
+use crate::support::{config, config_with, spawn_server, ws::Received};
+
+#[actix_rt::test]
+async fn root_and_ready_answer_for_load_balancers() {
+    let server = spawn_server(config());
+    let rest = server.rest();
+    let root = rest.send_raw("GET", "/", b"").await;
+    assert_eq!(root.status, 200);
+    let ready = rest.send_raw("GET", "/ready", b"").await;
+    assert_eq!((ready.status, ready.body.as_str()), (200, "ready\n"));
+}
+
+#[actix_rt::test]
+async fn shutdown_closes_every_socket_with_4200_and_stops() {
+    let server = spawn_server(config());
+    let mut a = server.connect().await;
+    let mut b = server.connect().await;
+    a.subscribe("my-channel").await;
+    server.start_shutdown();
+    for client in [&mut a, &mut b] {
+        let message = client.expect_closed_with(4200).await;
+        assert_eq!(message, "Server is shutting down; reconnect");
+    }
+    server.join().expect("the server stops cleanly");
+}
+
+#[actix_rt::test]
+async fn a_socket_that_cannot_keep_up_is_closed_with_4100() {
+    let server = spawn_server(config_with(
+        "outbound_queue_bytes = 1048576\nmax_request_bytes = 4194304",
+        "[apps.1.limits]\nmax_event_data_bytes = 1048576",
+        "",
+    ));
+    let mut slow = server.connect().await;
+    slow.subscribe("firehose").await;
+    let mut healthy = server.connect().await;
+    healthy.subscribe("other").await;
+    // Publish far more than the queue and the kernel's socket buffers hold, without reading;
+    // the slow socket must be dropped rather than buffered without bound.
+    let rest = server.rest();
+    let payload = "x".repeat(512 * 1024);
+    for _ in 0..128 {
+        rest.trigger(&["firehose"], "e", &payload).await;
+    }
+    let mut closed_with = None;
+    loop {
+        match slow.receive().await {
+            Received::Event(event) if event["event"] == "e" => continue,
+            Received::Event(event) => {
+                assert_eq!(event["event"], "pusher:error", "{event}");
+                assert_eq!(event["data"]["code"], 4100);
+            }
+            Received::Close(code, _) => {
+                closed_with = code;
+                break;
+            }
+            Received::Ended => break,
+        }
+    }
+    assert_eq!(closed_with, Some(4100));
+    healthy.expect_nothing_pending().await;
+    rest.trigger(&["other"], "still", "fine").await;
+    assert_eq!(
+        healthy.recv().await,
+        json!({"event": "still", "channel": "other", "data": "fine"})
+    );
+}
