@@ -36,7 +36,51 @@ fn invalid(key: impl Into<String>, problem: impl Into<String>) -> ConfigError {
 pub struct RawConfig {
     pub server: RawServer,
     pub log: RawLog,
+    #[serde(rename = "static")]
+    pub static_files: RawStatic,
     pub apps: BTreeMap<String, RawApp>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RawStatic {
+    pub dir: String,
+    pub mount: String,
+    pub client: RawPageClient,
+}
+
+impl Default for RawStatic {
+    fn default() -> RawStatic {
+        RawStatic {
+            dir: String::new(),
+            mount: "/offers".into(),
+            client: RawPageClient::default(),
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RawPageClient {
+    pub app_key: String,
+    pub ws_host: String,
+    pub ws_port: u16,
+    pub force_tls: bool,
+    pub channel: String,
+    pub event: String,
+}
+
+impl Default for RawPageClient {
+    fn default() -> RawPageClient {
+        RawPageClient {
+            app_key: String::new(),
+            ws_host: String::new(),
+            ws_port: 0,
+            force_tls: false,
+            channel: "offers".into(),
+            event: "new_offer".into(),
+        }
+    }
 }
 
 #[derive(Debug, Deserialize)]
@@ -174,11 +218,38 @@ pub struct ServerConfig {
     pub timestamp_window: Duration,
 }
 
+/// A static directory Herald serves (off unless `static.dir` is set), e.g. the live offers page.
+#[derive(Clone, Debug)]
+pub struct StaticConfig {
+    pub dir: PathBuf,
+    /// URL path the directory is served under, e.g. `/offers`.
+    pub mount: String,
+    /// Connection settings handed to the page as `{mount}/herald-config.js`, so the page is never edited.
+    pub client: PageClient,
+}
+
+/// What a served page needs to connect: empty host and port 0 mean "the page's own".
+#[derive(Clone, Debug, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PageClient {
+    pub app_key: String,
+    pub ws_host: String,
+    pub ws_port: u16,
+    /// Named as pusher-js's option is.
+    #[serde(rename = "forceTLS")]
+    pub force_tls: bool,
+    /// The server's `path_prefix`, for pusher-js's `wsPath`.
+    pub ws_path: String,
+    pub channel: String,
+    pub event: String,
+}
+
 /// The whole validated configuration.
 #[derive(Clone, Debug)]
 pub struct Config {
     pub server: ServerConfig,
     pub log_level: String,
+    pub static_files: Option<StaticConfig>,
     pub apps: Vec<App>,
     /// True when no app was configured and the development app is in use.
     pub dev_credentials: bool,
@@ -262,13 +333,65 @@ impl Config {
             app.watchlist_events = true;
             apps.push(app);
         }
+        let static_files = static_config(raw.static_files, &server, &apps)?;
         Ok(Config {
             server,
             log_level: raw.log.level,
+            static_files,
             apps,
             dev_credentials,
         })
     }
+}
+
+fn static_config(
+    raw: RawStatic,
+    server: &ServerConfig,
+    apps: &[App],
+) -> Result<Option<StaticConfig>, ConfigError> {
+    if raw.dir.is_empty() {
+        return Ok(None);
+    }
+    let dir = PathBuf::from(&raw.dir);
+    if !dir.is_dir() {
+        return Err(invalid(
+            "static.dir",
+            format!("{} is not a directory", dir.display()),
+        ));
+    }
+    let mount = raw.mount.trim_end_matches('/').to_owned();
+    if !mount.starts_with('/') {
+        return Err(invalid(
+            "static.mount",
+            "must start with '/' and name a path below the root",
+        ));
+    }
+    let app_key = if raw.client.app_key.is_empty() {
+        apps[0].key.clone()
+    } else if apps.iter().any(|app| app.key == raw.client.app_key) {
+        raw.client.app_key
+    } else {
+        return Err(invalid(
+            "static.client.app_key",
+            format!(
+                "{:?} is not the key of a configured app",
+                raw.client.app_key
+            ),
+        ));
+    };
+    Ok(Some(StaticConfig {
+        dir,
+        mount,
+        client: PageClient {
+            app_key,
+            ws_host: raw.client.ws_host,
+            ws_port: raw.client.ws_port,
+            force_tls: raw.client.force_tls,
+            ws_path: server.path_prefix.clone(),
+            channel: raw.client.channel,
+            event: raw.client.event,
+        },
+    }))
 }
 
 fn duration(key: &str, text: &str) -> Result<Duration, ConfigError> {

@@ -68,20 +68,25 @@ pub async fn run(
     let prefix = server_config.path_prefix.clone();
     let max_request_bytes = server_config.max_request_bytes;
     let factory_readiness = readiness.clone();
+    let static_files = config.static_files.clone();
     let mut server = HttpServer::new(move || {
-        ActixApp::new()
+        let mut app = ActixApp::new()
             .app_data(ws_context.clone())
             .app_data(api_context.clone())
             .app_data(factory_readiness.clone())
             .app_data(web::PayloadConfig::new(max_request_bytes))
             .route("/", web::get().to(http::root))
-            .route("/ready", web::get().to(ready))
-            .service(
-                web::scope(&prefix)
-                    .configure(ws::configure)
-                    .configure(http::configure),
-            )
-            .default_service(web::to(ws::refuse_path))
+            .route("/ready", web::get().to(ready));
+        if let Some(settings) = &static_files {
+            // Registered before the API scope, which would otherwise claim every path under an empty prefix.
+            app = app.configure(http::page::configure(settings));
+        }
+        app.service(
+            web::scope(&prefix)
+                .configure(ws::configure)
+                .configure(http::configure),
+        )
+        .default_service(web::to(ws::refuse_path))
     })
     .disable_signals()
     .shutdown_timeout(server_config.shutdown_timeout.as_secs().max(1))

@@ -169,3 +169,24 @@ fn the_example_config_documents_every_key_and_parses() {
         );
     }
 }
+
+#[test]
+fn static_serving_is_off_unless_a_directory_is_given() {
+    assert!(Config::from_toml("").unwrap().static_files.is_none());
+    let dir = tempfile::tempdir().unwrap();
+    let toml = format!("[static]\ndir = {:?}\n", dir.path().to_str().unwrap());
+    let served = Config::from_toml(&toml).unwrap().static_files.unwrap();
+    assert_eq!(served.mount, "/offers");
+    assert_eq!(served.client.app_key, "app-key");
+    assert_eq!(
+        (served.client.channel.as_str(), served.client.event.as_str()),
+        ("offers", "new_offer")
+    );
+    let message = error_of(Config::from_toml("[static]\ndir = \"/no/such/dir\"\n"));
+    assert!(message.contains("static.dir"), "{message}");
+    let toml = format!(
+        "[static]\ndir = {:?}\n[static.client]\napp_key = \"nope\"\n",
+        dir.path().to_str().unwrap()
+    );
+    assert!(error_of(Config::from_toml(&toml)).contains("static.client.app_key"));
+}

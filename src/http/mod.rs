@@ -3,6 +3,7 @@
 mod channels;
 pub mod error;
 mod events;
+pub mod page;
 mod signature;
 mod users;
 

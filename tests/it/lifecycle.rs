@@ -69,3 +69,50 @@ async fn a_socket_that_cannot_keep_up_is_closed_with_4100() {
         json!({"event": "still", "channel": "other", "data": "fine"})
     );
 }
+
+#[actix_rt::test]
+async fn a_static_directory_is_served_with_its_page_settings() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("index.html"), "<p>offers</p>").unwrap();
+    let server = spawn_server(config_with(
+        "",
+        "",
+        &format!(
+            "[static]\ndir = {:?}\n[static.client]\nchannel = \"deals\"\n",
+            dir.path().to_str().unwrap()
+        ),
+    ));
+    let rest = server.rest();
+    let page = rest.send_raw("GET", "/offers/", b"").await;
+    assert_eq!((page.status, page.body.as_str()), (200, "<p>offers</p>"));
+    let script = rest.send_raw("GET", "/offers/herald-config.js", b"").await;
+    assert_eq!(script.status, 200);
+    let json = script
+        .body
+        .strip_prefix("window.HERALD_CONFIG = ")
+        .unwrap()
+        .trim_end()
+        .trim_end_matches(';');
+    let settings: serde_json::Value = serde_json::from_str(json).unwrap();
+    assert_eq!(
+        settings,
+        json!({"appKey": "test-key", "wsHost": "", "wsPort": 0, "forceTLS": false, "wsPath": "", "channel": "deals", "event": "new_offer"})
+    );
+    let bare = rest.send_raw("GET", "/offers", b"").await;
+    assert!((300..400).contains(&bare.status), "{bare:?}");
+    assert_eq!(
+        rest.send_raw("GET", "/offers/missing.js", b"").await.status,
+        404
+    );
+    // The API still answers next to it.
+    assert_eq!(rest.get("/channels", &[]).await.status, 200);
+}
+
+#[actix_rt::test]
+async fn nothing_is_served_without_a_static_directory() {
+    let server = spawn_server(config());
+    assert_eq!(
+        server.rest().send_raw("GET", "/offers/", b"").await.status,
+        404
+    );
+}

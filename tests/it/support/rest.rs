@@ -71,7 +71,7 @@ impl Rest {
     }
 
     pub async fn send_raw(&self, method: &str, path_and_query: &str, body: &[u8]) -> Response {
-        let client = awc::Client::new();
+        let client = awc::Client::builder().disable_redirects().finish();
         let url = format!("{}{path_and_query}", self.base);
         let request = match method {
             "GET" => client.get(&url),
