@@ -104,6 +104,9 @@ pub struct App {
     pub max_connections: Option<usize>,
     pub limits: Limits,
     pub webhooks: Vec<WebhookTarget>,
+    /// SHA-256 digests of the tokens accepted as `Authorization: Bearer` on the publish endpoints
+    /// (a Herald extension for Salesforce Named Credentials); empty means bearer auth is off.
+    pub bearer_token_digests: Vec<[u8; 32]>,
 }
 
 impl App {
@@ -122,6 +125,7 @@ impl App {
             max_connections: None,
             limits: Limits::default(),
             webhooks: Vec::new(),
+            bearer_token_digests: Vec::new(),
         }
     }
 }

@@ -6,6 +6,7 @@ use std::{collections::BTreeMap, time::Duration};
 use hmac::{KeyInit, Mac};
 use md5::{Digest, Md5};
 use sha2::Sha256;
+use subtle::ConstantTimeEq;
 
 type HmacSha256 = hmac::Hmac<Sha256>;
 
@@ -110,6 +111,12 @@ pub enum RestAuthError {
         "Invalid signature: you should have sent HmacSHA256Hex({string_to_sign:?}, your_secret_key), but you sent {got:?}"
     )]
     InvalidSignature { string_to_sign: String, got: String },
+    #[error(
+        "Bearer tokens are not enabled for this app; sign the request with auth_signature instead"
+    )]
+    BearerDisabled,
+    #[error("Invalid bearer token")]
+    InvalidBearerToken,
 }
 
 /// A REST request as received, before any of it is trusted.
@@ -239,6 +246,22 @@ fn check_timestamp(given: &str, now: Duration, window: Duration) -> Result<(), R
         now: rfc3339(now),
         window: window.as_secs(),
     })
+}
+
+/// SHA-256 of a bearer token; tokens are kept and compared only as digests.
+pub fn token_digest(token: &str) -> [u8; 32] {
+    Sha256::digest(token.as_bytes()).into()
+}
+
+/// Whether `presented` is one of the tokens whose digests are given; constant time per comparison.
+pub fn token_matches(presented: &str, digests: &[[u8; 32]]) -> bool {
+    let presented = token_digest(presented);
+    digests
+        .iter()
+        .fold(subtle::Choice::from(0), |found, digest| {
+            found | presented.ct_eq(digest)
+        })
+        .into()
 }
 
 /// `X-Pusher-Signature` for a webhook body (spec §10.1).

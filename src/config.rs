@@ -98,6 +98,7 @@ pub struct RawServer {
     pub outbound_queue_bytes: usize,
     pub max_request_bytes: usize,
     pub timestamp_window: String,
+    pub idempotency_ttl: String,
 }
 
 impl Default for RawServer {
@@ -115,6 +116,7 @@ impl Default for RawServer {
             outbound_queue_bytes: 1024 * 1024,
             max_request_bytes: 1024 * 1024,
             timestamp_window: "600s".into(),
+            idempotency_ttl: "24h".into(),
         }
     }
 }
@@ -156,6 +158,8 @@ pub struct RawApp {
     pub limits: RawLimits,
     #[serde(default)]
     pub webhooks: Vec<RawWebhook>,
+    #[serde(default)]
+    pub bearer_tokens: Vec<String>,
 }
 
 fn yes() -> bool {
@@ -216,6 +220,8 @@ pub struct ServerConfig {
     pub max_request_bytes: usize,
     /// Accepted clock skew of `auth_timestamp` (spec §9.2).
     pub timestamp_window: Duration,
+    /// How long an `Idempotency-Key` on a publish is remembered.
+    pub idempotency_ttl: Duration,
 }
 
 /// A static directory Herald serves (off unless `static.dir` is set), e.g. the live offers page.
@@ -441,6 +447,7 @@ fn server_config(raw: RawServer) -> Result<ServerConfig, ConfigError> {
         outbound_queue_bytes: positive("server.outbound_queue_bytes", raw.outbound_queue_bytes)?,
         max_request_bytes: positive("server.max_request_bytes", raw.max_request_bytes)?,
         timestamp_window: duration("server.timestamp_window", &raw.timestamp_window)?,
+        idempotency_ttl: duration("server.idempotency_ttl", &raw.idempotency_ttl)?,
     })
 }
 
@@ -468,6 +475,17 @@ fn app_config(id: &str, raw: RawApp) -> Result<App, ConfigError> {
     app.watchlist_events = raw.watchlist_events;
     app.max_connections = (raw.max_connections > 0).then_some(raw.max_connections);
     app.limits = limits(id, raw.limits)?;
+    if let Some(index) = raw.bearer_tokens.iter().position(|token| token.len() < 16) {
+        return Err(invalid(
+            key_of(&format!("bearer_tokens[{index}]")),
+            "a bearer token must be at least 16 characters; use a long random string",
+        ));
+    }
+    app.bearer_token_digests = raw
+        .bearer_tokens
+        .iter()
+        .map(|token| crate::auth::token_digest(token))
+        .collect();
     app.webhooks = raw
         .webhooks
         .into_iter()

@@ -21,8 +21,8 @@ use crate::{
     ws::{self, WsContext},
 };
 
-/// How often expired cache-channel events are swept from memory.
-const CACHE_SWEEP_INTERVAL: Duration = Duration::from_secs(60);
+/// How often expired cache-channel events and remembered keys are swept from memory.
+const SWEEP_INTERVAL: Duration = Duration::from_secs(60);
 
 /// Whether the node takes new work; `/ready` answers 503 once draining starts.
 struct Readiness {
@@ -96,7 +96,7 @@ pub async fn run(
     }
     let server = server.run();
     let handle = server.handle();
-    let sweeper = actix_web::rt::spawn(sweep_cache(registry.clone()));
+    let sweeper = actix_web::rt::spawn(sweep(registry.clone()));
     let serving = actix_web::rt::spawn(server);
     shutdown.cancelled().await;
     tracing::info!("draining: closing sockets with 4200");
@@ -120,10 +120,10 @@ pub async fn run(
     }
 }
 
-async fn sweep_cache(registry: Arc<Registry>) {
-    let mut interval = tokio::time::interval(CACHE_SWEEP_INTERVAL);
+async fn sweep(registry: Arc<Registry>) {
+    let mut interval = tokio::time::interval(SWEEP_INTERVAL);
     loop {
         interval.tick().await;
-        registry.cache_sweep(Instant::now());
+        registry.sweep(Instant::now());
     }
 }

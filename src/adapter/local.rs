@@ -137,4 +137,19 @@ impl Adapter for LocalAdapter {
     ) -> Result<Option<CachedEvent>, AdapterError> {
         Ok(self.registry.cache_lookup(app_id, channel, Instant::now()))
     }
+
+    async fn first_seen(
+        &self,
+        app_id: &AppId,
+        key: &str,
+        ttl: Duration,
+    ) -> Result<bool, AdapterError> {
+        let now = Instant::now();
+        Ok(self.registry.first_seen(app_id, key, now, now + ttl))
+    }
+
+    async fn forget(&self, app_id: &AppId, key: &str) -> Result<(), AdapterError> {
+        self.registry.forget(app_id, key);
+        Ok(())
+    }
 }

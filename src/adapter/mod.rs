@@ -105,4 +105,15 @@ pub trait Adapter: Send + Sync + 'static {
         app_id: &AppId,
         channel: &ChannelName,
     ) -> Result<Option<CachedEvent>, AdapterError>;
+
+    /// Remembers `key` for `ttl` cluster-wide; true the first time (idempotency keys, notification ids).
+    async fn first_seen(
+        &self,
+        app_id: &AppId,
+        key: &str,
+        ttl: Duration,
+    ) -> Result<bool, AdapterError>;
+
+    /// Forgets a remembered key so a retry of failed work is not taken for a duplicate.
+    async fn forget(&self, app_id: &AppId, key: &str) -> Result<(), AdapterError>;
 }

@@ -392,3 +392,13 @@ fn webhook_vectors_v11() {
         assert_eq!(webhook_signature(SECRET, body.as_bytes()), expected);
     }
 }
+
+#[test]
+fn bearer_tokens_match_only_their_digests() {
+    let digests = [token_digest("first-token"), token_digest("second-token")];
+    assert!(token_matches("first-token", &digests));
+    assert!(token_matches("second-token", &digests));
+    assert!(!token_matches("first-token ", &digests));
+    assert!(!token_matches("", &digests));
+    assert!(!token_matches("first-token", &[]));
+}

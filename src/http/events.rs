@@ -210,6 +210,51 @@ fn parse_body<T: for<'de> Deserialize<'de> + Default>(body: &[u8]) -> Result<T, 
         .map_err(|error| ApiError::bad_request(format!("Invalid JSON body: {error}")))
 }
 
+/// The `Idempotency-Key` header of a publish, if any (a Herald extension, IETF draft header name).
+fn idempotency_key(request: &HttpRequest) -> Result<Option<String>, ApiError> {
+    let Some(value) = request.headers().get("idempotency-key") else {
+        return Ok(None);
+    };
+    let key = value
+        .to_str()
+        .map_err(|_| ApiError::bad_request("Idempotency-Key must be visible ASCII"))?;
+    if key.is_empty() || key.len() > 255 {
+        return Err(ApiError::bad_request(
+            "Idempotency-Key must be 1 to 255 characters",
+        ));
+    }
+    Ok(Some(key.to_owned()))
+}
+
+/// Publishes `events` unless their idempotency key was already used; a failed publish releases the key
+/// so the caller's retry goes through.
+async fn publish_once(
+    context: &ApiContext,
+    app: &App,
+    key: Option<String>,
+    events: &[Event],
+) -> Result<(), ApiError> {
+    let remembered = key.map(|key| format!("idempotency:{key}"));
+    if let Some(remembered) = &remembered
+        && !context
+            .adapter
+            .first_seen(&app.id, remembered, context.config.idempotency_ttl)
+            .await?
+    {
+        tracing::debug!(app = %app.id, key = %remembered, "duplicate publish acknowledged without publishing");
+        return Ok(());
+    }
+    for event in events {
+        if let Err(error) = publish(context, app, event).await {
+            if let Some(remembered) = &remembered {
+                let _ = context.adapter.forget(&app.id, remembered).await;
+            }
+            return Err(error);
+        }
+    }
+    Ok(())
+}
+
 /// Publishes one event to each of its channels, storing it on cache channels.
 async fn publish(context: &ApiContext, app: &App, event: &Event) -> Result<(), ApiError> {
     for channel in &event.channels {
@@ -265,11 +310,12 @@ pub async fn trigger(
     body: web::Bytes,
     context: web::Data<ApiContext>,
 ) -> Result<HttpResponse, ApiError> {
-    let signed = signature::verify(&context, &request, &app_id, &body)?;
+    let signed = signature::verify_publish(&context, &request, &app_id, &body)?;
     let app = signed.app;
+    let key = idempotency_key(&request)?;
     let raw: RawEvent = parse_body::<RawEvent>(&body)?.merge_query(&signed.query)?;
     let event = validate_event(&app, raw, app.limits.max_channels_per_event)?;
-    publish(&context, &app, &event).await?;
+    publish_once(&context, &app, key, std::slice::from_ref(&event)).await?;
     if !event.info.requested() {
         return Ok(HttpResponse::Ok().json(json!({})));
     }
@@ -295,8 +341,9 @@ pub async fn trigger_batch(
     body: web::Bytes,
     context: web::Data<ApiContext>,
 ) -> Result<HttpResponse, ApiError> {
-    let signed = signature::verify(&context, &request, &app_id, &body)?;
+    let signed = signature::verify_publish(&context, &request, &app_id, &body)?;
     let app = signed.app;
+    let key = idempotency_key(&request)?;
     let batch = parse_body::<BatchBody>(&body)?
         .batch
         .ok_or_else(|| ApiError::bad_request("Missing batch"))?;
@@ -318,9 +365,7 @@ pub async fn trigger_batch(
             .map_err(|error| prefix_error(error, &format!("Batch event {index}: ")))?;
         events.push(event);
     }
-    for event in &events {
-        publish(&context, &app, event).await?;
-    }
+    publish_once(&context, &app, key, &events).await?;
     if !events.iter().any(|event| event.info.requested()) {
         return Ok(HttpResponse::Ok().json(json!({})));
     }
@@ -352,8 +397,9 @@ pub async fn trigger_legacy(
     context: web::Data<ApiContext>,
 ) -> Result<HttpResponse, ApiError> {
     let (app_id, channel_name) = path.into_inner();
-    let signed = signature::verify(&context, &request, &app_id, &body)?;
+    let signed = signature::verify_publish(&context, &request, &app_id, &body)?;
     let app = signed.app;
+    let key = idempotency_key(&request)?;
     let name = validate_name(&app, signed.query.get("name").cloned())?;
     let channel = validate_channel(&app, &channel_name)?;
     let data = std::str::from_utf8(&body)
@@ -368,6 +414,6 @@ pub async fn trigger_legacy(
         socket_id,
         info: Info::default(),
     };
-    publish(&context, &app, &event).await?;
+    publish_once(&context, &app, key, std::slice::from_ref(&event)).await?;
     Ok(HttpResponse::Accepted().json(json!({})))
 }

@@ -34,6 +34,47 @@ pub fn verify(
     verify_for(context, request, app, body)
 }
 
+/// Like `verify`, but also accepts `Authorization: Bearer <token>` when the app has bearer tokens:
+/// the Herald extension for callers that cannot compute HMACs (publish endpoints only).
+pub fn verify_publish(
+    context: &ApiContext,
+    request: &HttpRequest,
+    app_id: &str,
+    body: &[u8],
+) -> Result<Signed, ApiError> {
+    let Some(token) = bearer_token(request) else {
+        return verify(context, request, app_id, body);
+    };
+    let app = context
+        .apps
+        .by_id(app_id)
+        .ok_or_else(|| ApiError::NotFound(format!("Unknown app {app_id}")))?
+        .clone();
+    if app.bearer_token_digests.is_empty() {
+        return Err(auth::RestAuthError::BearerDisabled.into());
+    }
+    if !auth::token_matches(token, &app.bearer_token_digests) {
+        return Err(auth::RestAuthError::InvalidBearerToken.into());
+    }
+    if !app.enabled {
+        return Err(ApiError::Forbidden(format!("App {} is disabled", app.id)));
+    }
+    let query = auth::decode_query(request.query_string(), true);
+    Ok(Signed { app, query })
+}
+
+fn bearer_token(request: &HttpRequest) -> Option<&str> {
+    let value = request
+        .headers()
+        .get(actix_web::http::header::AUTHORIZATION)?
+        .to_str()
+        .ok()?;
+    let (scheme, token) = value.split_once(' ')?;
+    scheme
+        .eq_ignore_ascii_case("bearer")
+        .then_some(token.trim())
+}
+
 /// Finds the app by `auth_key` alone, for routes without an app id (the Python SDK's terminate path).
 pub fn verify_by_key(
     context: &ApiContext,

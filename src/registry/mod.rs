@@ -56,7 +56,12 @@ struct AppState {
     /// Signed-in users and their sockets on this node.
     users: DashMap<UserId, Vec<ConnHandle>>,
     cache: DashMap<ChannelName, CachedEvent>,
+    /// Keys already seen (idempotency keys, Salesforce notification ids) and when they may be forgotten.
+    seen: DashMap<String, Instant>,
 }
+
+/// Keys remembered per app before a sweep is forced; beyond it new keys are not remembered.
+const MAX_SEEN_KEYS: usize = 1_000_000;
 
 /// All apps' state on this node. Apps are fixed at start-up.
 pub struct Registry {
@@ -351,10 +356,42 @@ impl Registry {
         Some(cached)
     }
 
-    /// Drops expired cache entries; called periodically so unused channels do not hold memory.
-    pub fn cache_sweep(&self, now: Instant) {
+    /// Drops expired cache entries and seen keys; called periodically so they do not hold memory.
+    pub fn sweep(&self, now: Instant) {
         for state in self.apps.values() {
             state.cache.retain(|_, cached| cached.expires_at > now);
+            state.seen.retain(|_, expires_at| *expires_at > now);
+        }
+    }
+
+    /// Remembers `key` until `expires_at`; true when it was not already remembered (or had expired).
+    pub fn first_seen(&self, app_id: &AppId, key: &str, now: Instant, expires_at: Instant) -> bool {
+        let Some(state) = self.app(app_id) else {
+            return true;
+        };
+        if state.seen.len() >= MAX_SEEN_KEYS {
+            state.seen.retain(|_, expires| *expires > now);
+            if state.seen.len() >= MAX_SEEN_KEYS {
+                return true;
+            }
+        }
+        match state.seen.entry(key.to_owned()) {
+            dashmap::Entry::Occupied(mut entry) if *entry.get() <= now => {
+                entry.insert(expires_at);
+                true
+            }
+            dashmap::Entry::Occupied(_) => false,
+            dashmap::Entry::Vacant(entry) => {
+                entry.insert(expires_at);
+                true
+            }
+        }
+    }
+
+    /// Forgets a remembered key, e.g. when the work it guarded failed and must be retried.
+    pub fn forget(&self, app_id: &AppId, key: &str) {
+        if let Some(state) = self.app(app_id) {
+            state.seen.remove(key);
         }
     }
 }

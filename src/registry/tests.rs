@@ -226,3 +226,18 @@ fn slow_consumers_are_marked_to_close() {
     assert_eq!(registry.broadcast(&app.id, &room, &frame, None), 0);
     assert_eq!(slow.outbox.take().close, Some(SocketError::SlowConsumer));
 }
+
+#[test]
+fn keys_are_seen_once_until_they_expire_or_are_forgotten() {
+    let app = app(None);
+    let registry = Registry::new([&app]);
+    let now = Instant::now();
+    let later = now + Duration::from_secs(10);
+    assert!(registry.first_seen(&app.id, "k", now, later));
+    assert!(!registry.first_seen(&app.id, "k", now, later));
+    assert!(registry.first_seen(&app.id, "k", later, later + Duration::from_secs(10)));
+    registry.forget(&app.id, "k");
+    assert!(registry.first_seen(&app.id, "k", now, later));
+    registry.sweep(later + Duration::from_secs(20));
+    assert!(registry.first_seen(&app.id, "k", now, later));
+}

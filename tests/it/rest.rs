@@ -479,3 +479,179 @@ async fn apex_fixture_requests_are_accepted_byte_for_byte() {
         }
     }
 }
+
+const TOKEN: &str = "a-bearer-token-of-some-length";
+
+async fn bearer_post(
+    server: &crate::support::TestServer,
+    path: &str,
+    token: &str,
+    body: &[u8],
+    idempotency_key: Option<&str>,
+) -> (u16, String) {
+    let mut request = awc::Client::new()
+        .post(server.http_url(path))
+        .insert_header(("authorization", format!("Bearer {token}")))
+        .insert_header(("content-type", "application/json"));
+    if let Some(key) = idempotency_key {
+        request = request.insert_header(("idempotency-key", key));
+    }
+    let mut response = request.send_body(body.to_vec()).await.unwrap();
+    let body = response.body().await.unwrap();
+    (
+        response.status().as_u16(),
+        String::from_utf8_lossy(&body).into_owned(),
+    )
+}
+
+#[actix_rt::test]
+async fn bearer_tokens_publish_when_configured_for_the_app() {
+    let server = spawn_server(config_with(
+        "",
+        &format!("bearer_tokens = [\"{TOKEN}\"]"),
+        "[apps.2]\nkey = \"k2\"\nsecret = \"s2\"\n",
+    ));
+    let mut client = server.connect().await;
+    client.subscribe("offers").await;
+    let body = br#"{"name":"new_offer","channels":["offers"],"data":"{\"text\":\"OFF-1\"}"}"#;
+    assert_eq!(
+        bearer_post(&server, "/apps/1/events", TOKEN, body, None)
+            .await
+            .0,
+        200
+    );
+    assert_eq!(client.recv().await["data"], "{\"text\":\"OFF-1\"}");
+    let (status, _) = bearer_post(
+        &server,
+        "/apps/1/channels/offers/events?name=new_offer",
+        TOKEN,
+        b"{\"text\":\"OFF-2\"}",
+        None,
+    )
+    .await;
+    assert_eq!(status, 202);
+    assert_eq!(client.recv().await["data"], "{\"text\":\"OFF-2\"}");
+    let batch = br#"{"batch":[{"name":"new_offer","channel":"offers","data":"3"}]}"#;
+    assert_eq!(
+        bearer_post(&server, "/apps/1/batch_events", TOKEN, batch, None)
+            .await
+            .0,
+        200
+    );
+    assert_eq!(client.recv().await["data"], "3");
+
+    let (status, message) = bearer_post(
+        &server,
+        "/apps/1/events",
+        "wrong-token-wrong-token",
+        body,
+        None,
+    )
+    .await;
+    assert_eq!((status, message.as_str()), (401, "Invalid bearer token\n"));
+    // Another app without tokens refuses bearer auth; queries never accept it.
+    assert_eq!(
+        bearer_post(&server, "/apps/2/events", TOKEN, body, None)
+            .await
+            .0,
+        401
+    );
+    let mut response = awc::Client::new()
+        .get(server.http_url("/apps/1/channels"))
+        .insert_header(("authorization", format!("Bearer {TOKEN}")))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status().as_u16(), 401);
+    let _ = response.body().await;
+    client.expect_nothing_pending().await;
+}
+
+#[actix_rt::test]
+async fn bearer_tokens_must_be_long() {
+    let error = herald::config::Config::from_toml(
+        "[apps.1]\nkey = \"k\"\nsecret = \"s\"\nbearer_tokens = [\"short\"]\n",
+    )
+    .unwrap_err();
+    assert!(
+        error.to_string().contains("apps.1.bearer_tokens[0]"),
+        "{error}"
+    );
+}
+
+#[actix_rt::test]
+async fn a_repeated_idempotency_key_is_acknowledged_without_publishing_again() {
+    let server = spawn_server(config_with(
+        "",
+        &format!("bearer_tokens = [\"{TOKEN}\"]"),
+        "",
+    ));
+    let mut client = server.connect().await;
+    client.subscribe("offers").await;
+    let body = br#"{"name":"new_offer","channels":["offers"],"data":"once"}"#;
+    for _ in 0..3 {
+        assert_eq!(
+            bearer_post(
+                &server,
+                "/apps/1/events",
+                TOKEN,
+                body,
+                Some("offer-a0B-1700000000000")
+            )
+            .await
+            .0,
+            200
+        );
+    }
+    assert_eq!(client.recv().await["data"], "once");
+    client.expect_nothing_pending().await;
+    // Another key publishes; the legacy endpoint honours keys too.
+    assert_eq!(
+        bearer_post(
+            &server,
+            "/apps/1/events",
+            TOKEN,
+            body,
+            Some("offer-a0B-1700000000001")
+        )
+        .await
+        .0,
+        200
+    );
+    assert_eq!(client.recv().await["data"], "once");
+    for _ in 0..2 {
+        let (status, _) = bearer_post(
+            &server,
+            "/apps/1/channels/offers/events?name=e",
+            TOKEN,
+            b"legacy",
+            Some("legacy-1"),
+        )
+        .await;
+        assert_eq!(status, 202);
+    }
+    assert_eq!(client.recv().await["data"], "legacy");
+    client.expect_nothing_pending().await;
+    // A request refused by validation does not use up its key.
+    let bad = br#"{"name":"new_offer","channels":["bad name"],"data":"x"}"#;
+    assert_eq!(
+        bearer_post(&server, "/apps/1/events", TOKEN, bad, Some("k-retry"))
+            .await
+            .0,
+        400
+    );
+    assert_eq!(
+        bearer_post(&server, "/apps/1/events", TOKEN, body, Some("k-retry"))
+            .await
+            .0,
+        200
+    );
+    assert_eq!(client.recv().await["data"], "once");
+    let long = "k".repeat(256);
+    assert_eq!(
+        bearer_post(&server, "/apps/1/events", TOKEN, body, Some(&long))
+            .await
+            .0,
+        400
+    );
+}
