@@ -2,6 +2,10 @@
 
 use std::{collections::HashMap, fmt, sync::Arc, time::Duration};
 
+use ipnet::IpNet;
+
+use crate::salesforce::ObjectMapping;
+
 /// The app id used in REST paths (`/apps/{id}/…`).
 #[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct AppId(Arc<str>);
@@ -107,6 +111,21 @@ pub struct App {
     /// SHA-256 digests of the tokens accepted as `Authorization: Bearer` on the publish endpoints
     /// (a Herald extension for Salesforce Named Credentials); empty means bearer auth is off.
     pub bearer_token_digests: Vec<[u8; 32]>,
+    /// The Salesforce Outbound Messaging bridge, when configured for this app.
+    pub outbound: Option<OutboundBridge>,
+}
+
+/// Who may post Salesforce Outbound Messages to an app, and how each object type becomes an event.
+#[derive(Clone, Debug)]
+pub struct OutboundBridge {
+    /// SHA-256 of the secret token the endpoint URL carries as `?token=`.
+    pub token_digest: [u8; 32],
+    /// Organizations allowed to send; compared on their 15-character form.
+    pub organization_ids: Vec<String>,
+    /// Source networks allowed to send; empty allows any.
+    pub allowed_ips: Vec<IpNet>,
+    /// sObject API name (e.g. `Offer__c`) to its event.
+    pub objects: HashMap<String, ObjectMapping>,
 }
 
 impl App {
@@ -126,6 +145,7 @@ impl App {
             limits: Limits::default(),
             webhooks: Vec::new(),
             bearer_token_digests: Vec::new(),
+            outbound: None,
         }
     }
 }

@@ -2,7 +2,7 @@
 //! read into `RawConfig` and validated once into `Config`. A bad key or value names itself in the error.
 
 use std::{
-    collections::{BTreeMap, HashSet},
+    collections::{BTreeMap, HashMap, HashSet},
     net::IpAddr,
     path::{Path, PathBuf},
     time::Duration,
@@ -10,7 +10,13 @@ use std::{
 
 use serde::Deserialize;
 
-use crate::app::{App, Limits, WebhookTarget};
+use ipnet::IpNet;
+
+use crate::{
+    app::{App, Limits, OutboundBridge, WebhookTarget},
+    protocol::ChannelName,
+    salesforce::ObjectMapping,
+};
 
 /// The development app used when no app is configured; `main` warns loudly when it is in use.
 pub const DEV_APP: (&str, &str, &str) = ("1", "app-key", "app-secret");
@@ -99,6 +105,7 @@ pub struct RawServer {
     pub max_request_bytes: usize,
     pub timestamp_window: String,
     pub idempotency_ttl: String,
+    pub trust_forwarded_for: bool,
 }
 
 impl Default for RawServer {
@@ -117,6 +124,7 @@ impl Default for RawServer {
             max_request_bytes: 1024 * 1024,
             timestamp_window: "600s".into(),
             idempotency_ttl: "24h".into(),
+            trust_forwarded_for: false,
         }
     }
 }
@@ -160,6 +168,33 @@ pub struct RawApp {
     pub webhooks: Vec<RawWebhook>,
     #[serde(default)]
     pub bearer_tokens: Vec<String>,
+    #[serde(default)]
+    pub salesforce: Option<RawSalesforce>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawSalesforce {
+    pub token: String,
+    pub organization_ids: Vec<String>,
+    #[serde(default)]
+    pub allowed_ips: Vec<String>,
+    pub objects: BTreeMap<String, RawObjectMapping>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawObjectMapping {
+    pub channel: String,
+    pub event: String,
+    #[serde(default = "default_text_field")]
+    pub text_field: String,
+    #[serde(default)]
+    pub description_field: String,
+}
+
+fn default_text_field() -> String {
+    "Name".into()
 }
 
 fn yes() -> bool {
@@ -222,6 +257,8 @@ pub struct ServerConfig {
     pub timestamp_window: Duration,
     /// How long an `Idempotency-Key` on a publish is remembered.
     pub idempotency_ttl: Duration,
+    /// Take the client address from `X-Forwarded-For` (behind a trusted proxy) for IP allow-lists.
+    pub trust_forwarded_for: bool,
 }
 
 /// A static directory Herald serves (off unless `static.dir` is set), e.g. the live offers page.
@@ -448,6 +485,7 @@ fn server_config(raw: RawServer) -> Result<ServerConfig, ConfigError> {
         max_request_bytes: positive("server.max_request_bytes", raw.max_request_bytes)?,
         timestamp_window: duration("server.timestamp_window", &raw.timestamp_window)?,
         idempotency_ttl: duration("server.idempotency_ttl", &raw.idempotency_ttl)?,
+        trust_forwarded_for: raw.trust_forwarded_for,
     })
 }
 
@@ -486,6 +524,10 @@ fn app_config(id: &str, raw: RawApp) -> Result<App, ConfigError> {
         .iter()
         .map(|token| crate::auth::token_digest(token))
         .collect();
+    app.outbound = raw
+        .salesforce
+        .map(|bridge| outbound_bridge(&key_of("salesforce"), bridge, &app.limits))
+        .transpose()?;
     app.webhooks = raw
         .webhooks
         .into_iter()
@@ -493,6 +535,83 @@ fn app_config(id: &str, raw: RawApp) -> Result<App, ConfigError> {
         .map(|(index, hook)| webhook(&key_of(&format!("webhooks[{index}]")), hook))
         .collect::<Result<_, _>>()?;
     Ok(app)
+}
+
+fn outbound_bridge(
+    key: &str,
+    raw: RawSalesforce,
+    limits: &Limits,
+) -> Result<OutboundBridge, ConfigError> {
+    if raw.token.len() < 16 {
+        return Err(invalid(
+            format!("{key}.token"),
+            "must be at least 16 characters; use a long random string",
+        ));
+    }
+    if raw.organization_ids.is_empty() {
+        return Err(invalid(
+            format!("{key}.organization_ids"),
+            "list the Salesforce organization ids allowed to send",
+        ));
+    }
+    if let Some(bad) = raw
+        .organization_ids
+        .iter()
+        .find(|id| !(id.len() == 15 || id.len() == 18))
+    {
+        return Err(invalid(
+            format!("{key}.organization_ids"),
+            format!("{bad:?} is not a 15- or 18-character id"),
+        ));
+    }
+    let allowed_ips = raw
+        .allowed_ips
+        .iter()
+        .map(|text| {
+            text.parse::<IpNet>()
+                .or_else(|_| text.parse::<IpAddr>().map(IpNet::from))
+                .map_err(|_| {
+                    invalid(
+                        format!("{key}.allowed_ips"),
+                        format!("{text:?} is not an address or CIDR network"),
+                    )
+                })
+        })
+        .collect::<Result<_, _>>()?;
+    if raw.objects.is_empty() {
+        return Err(invalid(
+            format!("{key}.objects"),
+            "map at least one sObject type to a channel and event",
+        ));
+    }
+    let mut objects = HashMap::new();
+    for (object, mapping) in raw.objects {
+        let object_key = format!("{key}.objects.{object}");
+        ChannelName::parse(&mapping.channel, limits.max_channel_name_length)
+            .map_err(|e| invalid(format!("{object_key}.channel"), e.to_string()))?;
+        if mapping.event.is_empty() || mapping.event.starts_with("pusher") {
+            return Err(invalid(
+                format!("{object_key}.event"),
+                "must be a non-empty, non-reserved event name",
+            ));
+        }
+        objects.insert(
+            object,
+            ObjectMapping {
+                channel: mapping.channel,
+                event: mapping.event,
+                text_field: mapping.text_field,
+                description_field: (!mapping.description_field.is_empty())
+                    .then_some(mapping.description_field),
+            },
+        );
+    }
+    Ok(OutboundBridge {
+        token_digest: crate::auth::token_digest(&raw.token),
+        organization_ids: raw.organization_ids,
+        allowed_ips,
+        objects,
+    })
 }
 
 fn limits(id: &str, raw: RawLimits) -> Result<Limits, ConfigError> {

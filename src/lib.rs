@@ -38,6 +38,7 @@ pub mod auth;
 pub mod config;
 
 pub mod registry;
+pub mod salesforce;
 
 pub mod adapter;
 

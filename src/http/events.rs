@@ -255,26 +255,42 @@ async fn publish_once(
     Ok(())
 }
 
-/// Publishes one event to each of its channels, storing it on cache channels.
+/// Publishes one event to each of its channels.
 async fn publish(context: &ApiContext, app: &App, event: &Event) -> Result<(), ApiError> {
     for channel in &event.channels {
-        let frame = frames::channel_event(&event.name, channel.as_str(), &event.data);
+        publish_to(
+            context,
+            app,
+            channel,
+            &event.name,
+            &event.data,
+            event.socket_id,
+        )
+        .await?;
+    }
+    Ok(())
+}
+
+/// Publishes one event to one channel (serialized once for all its subscribers), and stores it
+/// as the channel's last event on cache channels.
+pub(super) async fn publish_to(
+    context: &ApiContext,
+    app: &App,
+    channel: &ChannelName,
+    name: &str,
+    data: &str,
+    except: Option<SocketId>,
+) -> Result<(), ApiError> {
+    let frame = frames::channel_event(name, channel.as_str(), data);
+    context
+        .adapter
+        .publish(&app.id, channel, frame.into(), except)
+        .await?;
+    if channel.is_cache() {
         context
             .adapter
-            .publish(&app.id, channel, frame.into(), event.socket_id)
+            .cache_store(&app.id, channel, name, data, app.limits.cache_ttl)
             .await?;
-        if channel.is_cache() {
-            context
-                .adapter
-                .cache_store(
-                    &app.id,
-                    channel,
-                    &event.name,
-                    &event.data,
-                    app.limits.cache_ttl,
-                )
-                .await?;
-        }
     }
     Ok(())
 }

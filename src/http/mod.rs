@@ -3,6 +3,7 @@
 mod channels;
 pub mod error;
 mod events;
+mod outbound;
 pub mod page;
 mod signature;
 mod users;
@@ -48,6 +49,10 @@ pub fn configure(config: &mut web::ServiceConfig) {
         .route(
             "/users/{user_id}/terminate_connections",
             web::post().to(users::terminate_without_app),
+        )
+        .route(
+            "/salesforce/outbound/{app_id}",
+            web::post().to(outbound::receive),
         );
 }
 

@@ -7,7 +7,8 @@
 //! - `cache`: cache channels and `pusher:cache_miss`
 //! - `users`: sign-in, the user channel, watchlists, terminate_connections, authorized connections
 //! - `rest`: every REST endpoint and error status, signatures as the SDKs make them
-//! - `lifecycle`: probes, drain on shutdown, slow consumers, the example config
+//! - `lifecycle`: probes, drain on shutdown, slow consumers, static files
+//! - `salesforce`: the Outbound Messaging bridge, replayed from the fixtures
 
 mod support;
 
@@ -18,4 +19,5 @@ mod connection;
 mod lifecycle;
 mod presence;
 mod rest;
+mod salesforce;
 mod users;
