@@ -108,6 +108,8 @@ pub struct App {
     pub max_connections: Option<usize>,
     pub limits: Limits,
     pub webhooks: Vec<WebhookTarget>,
+    /// Send several webhook events per request (gathered for a short interval).
+    pub webhook_batching: bool,
     /// SHA-256 digests of the tokens accepted as `Authorization: Bearer` on the publish endpoints
     /// (a Herald extension for Salesforce Named Credentials); empty means bearer auth is off.
     pub bearer_token_digests: Vec<[u8; 32]>,
@@ -144,6 +146,7 @@ impl App {
             max_connections: None,
             limits: Limits::default(),
             webhooks: Vec::new(),
+            webhook_batching: false,
             bearer_token_digests: Vec::new(),
             outbound: None,
         }

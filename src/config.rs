@@ -42,9 +42,38 @@ fn invalid(key: impl Into<String>, problem: impl Into<String>) -> ConfigError {
 pub struct RawConfig {
     pub server: RawServer,
     pub log: RawLog,
+    pub webhooks: RawWebhooks,
     #[serde(rename = "static")]
     pub static_files: RawStatic,
     pub apps: BTreeMap<String, RawApp>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RawWebhooks {
+    pub store: String,
+    pub request_timeout: String,
+    pub max_age: String,
+    pub initial_backoff: String,
+    pub max_backoff: String,
+    pub grace: String,
+    pub batch_interval: String,
+    pub batch_max_events: usize,
+}
+
+impl Default for RawWebhooks {
+    fn default() -> RawWebhooks {
+        RawWebhooks {
+            store: "herald-data/webhooks.redb".into(),
+            request_timeout: "10s".into(),
+            max_age: "24h".into(),
+            initial_backoff: "1s".into(),
+            max_backoff: "5m".into(),
+            grace: "3s".into(),
+            batch_interval: "50ms".into(),
+            batch_max_events: 100,
+        }
+    }
 }
 
 #[derive(Debug, Deserialize)]
@@ -167,6 +196,8 @@ pub struct RawApp {
     #[serde(default)]
     pub webhooks: Vec<RawWebhook>,
     #[serde(default)]
+    pub webhook_batching: bool,
+    #[serde(default)]
     pub bearer_tokens: Vec<String>,
     #[serde(default)]
     pub salesforce: Option<RawSalesforce>,
@@ -261,6 +292,23 @@ pub struct ServerConfig {
     pub trust_forwarded_for: bool,
 }
 
+/// Settings shared by every app's webhooks (spec §10).
+#[derive(Clone, Debug)]
+pub struct WebhookConfig {
+    /// The embedded outbox file (single node).
+    pub store_path: PathBuf,
+    pub request_timeout: Duration,
+    /// A delivery still failing this long after it was produced goes to the dead letters.
+    pub max_age: Duration,
+    pub initial_backoff: Duration,
+    pub max_backoff: Duration,
+    /// Delay before `channel_vacated` and `member_removed`, cancelled by a quick return (spec §10.2).
+    pub grace: Duration,
+    /// With batching on, events are gathered this long, up to `batch_max_events`, per request.
+    pub batch_interval: Duration,
+    pub batch_max_events: usize,
+}
+
 /// A static directory Herald serves (off unless `static.dir` is set), e.g. the live offers page.
 #[derive(Clone, Debug)]
 pub struct StaticConfig {
@@ -292,6 +340,7 @@ pub struct PageClient {
 pub struct Config {
     pub server: ServerConfig,
     pub log_level: String,
+    pub webhooks: WebhookConfig,
     pub static_files: Option<StaticConfig>,
     pub apps: Vec<App>,
     /// True when no app was configured and the development app is in use.
@@ -380,11 +429,32 @@ impl Config {
         Ok(Config {
             server,
             log_level: raw.log.level,
+            webhooks: webhook_config(raw.webhooks)?,
             static_files,
             apps,
             dev_credentials,
         })
     }
+}
+
+fn webhook_config(raw: RawWebhooks) -> Result<WebhookConfig, ConfigError> {
+    if raw.store.is_empty() {
+        return Err(invalid(
+            "webhooks.store",
+            "must name a file for the webhook outbox",
+        ));
+    }
+    let grace = duration("webhooks.grace", &raw.grace)?;
+    Ok(WebhookConfig {
+        store_path: PathBuf::from(raw.store),
+        request_timeout: duration("webhooks.request_timeout", &raw.request_timeout)?,
+        max_age: duration("webhooks.max_age", &raw.max_age)?,
+        initial_backoff: duration("webhooks.initial_backoff", &raw.initial_backoff)?,
+        max_backoff: duration("webhooks.max_backoff", &raw.max_backoff)?,
+        grace,
+        batch_interval: duration("webhooks.batch_interval", &raw.batch_interval)?,
+        batch_max_events: positive("webhooks.batch_max_events", raw.batch_max_events)?,
+    })
 }
 
 fn static_config(
@@ -528,6 +598,7 @@ fn app_config(id: &str, raw: RawApp) -> Result<App, ConfigError> {
         .salesforce
         .map(|bridge| outbound_bridge(&key_of("salesforce"), bridge, &app.limits))
         .transpose()?;
+    app.webhook_batching = raw.webhook_batching;
     app.webhooks = raw
         .webhooks
         .into_iter()

@@ -11,7 +11,10 @@
 //! - [`auth`]: HMAC signatures for channel auth, sign-in, REST requests and webhooks. Pure; "now" is a parameter.
 //! - [`config`]: defaults, then a TOML file, then `HERALD__…` variables, validated once into [`config::Config`].
 //! - [`registry`]: this node's sockets, channel members, presence, signed-in users, cache events. No IO.
+//! - [`metrics`]: metric handles and the Prometheus exposition.
+//! - [`salesforce`]: the Outbound Messaging SOAP message, its mapping to events, `Ack` and faults. Pure.
 //! - [`adapter`]: the fan-out seam. [`adapter::Adapter`] is implemented by the local adapter (one node).
+//! - [`webhooks`]: webhook events, the grace window, batching, the durable outbox and the sender.
 //! - [`ws`]: the `/app/{key}` upgrade, connection checks, and one session task per socket.
 //! - [`http`]: the signed REST API and the probes; `http::error` is where statuses are chosen.
 //! - [`server`]: the composition root: shared state, routes, drain on shutdown.
@@ -33,6 +36,7 @@
 pub mod protocol;
 
 pub mod app;
+pub mod metrics;
 
 pub mod auth;
 pub mod config;
@@ -41,6 +45,7 @@ pub mod registry;
 pub mod salesforce;
 
 pub mod adapter;
+pub mod webhooks;
 
 pub mod http;
 pub mod ws;

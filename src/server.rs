@@ -16,8 +16,10 @@ use crate::{
     adapter::{Adapter, LocalAdapter},
     app::Apps,
     config::Config,
-    http::{self, ApiContext},
+    http::{self, ApiContext, webhooks::Outbox},
+    metrics::Metrics,
     registry::Registry,
+    webhooks::{self, DeliveryStore, EmbeddedStore, Webhooks},
     ws::{self, WsContext},
 };
 
@@ -48,6 +50,8 @@ pub async fn run(
     let apps = Apps::new(config.apps.clone());
     let registry = Arc::new(Registry::new(apps.iter()));
     let adapter: Arc<dyn Adapter> = Arc::new(LocalAdapter::new(registry.clone()));
+    let metrics = Arc::new(Metrics::new());
+    let (webhooks, outbox) = start_webhooks(&config, &apps, &metrics)?;
     let server_config = config.server.clone();
     let sessions = TaskTracker::new();
     let ws_context = web::Data::new(WsContext {
@@ -56,11 +60,15 @@ pub async fn run(
         config: server_config.clone(),
         shutdown: shutdown.clone(),
         sessions: sessions.clone(),
+        webhooks,
+        metrics: metrics.clone(),
     });
     let api_context = web::Data::new(ApiContext {
         apps,
         adapter,
         config: server_config.clone(),
+        metrics,
+        outbox,
     });
     let readiness = web::Data::new(Readiness {
         draining: AtomicBool::new(false),
@@ -76,7 +84,8 @@ pub async fn run(
             .app_data(factory_readiness.clone())
             .app_data(web::PayloadConfig::new(max_request_bytes))
             .route("/", web::get().to(http::root))
-            .route("/ready", web::get().to(ready));
+            .route("/ready", web::get().to(ready))
+            .route("/metrics", web::get().to(http::metrics));
         if let Some(settings) = &static_files {
             // Registered before the API scope, which would otherwise claim every path under an empty prefix.
             app = app.configure(http::page::configure(settings));
@@ -118,6 +127,31 @@ pub async fn run(
         Ok(result) => result,
         Err(join_error) => Err(std::io::Error::other(join_error)),
     }
+}
+
+/// Opens the webhook outbox and starts the producer and sender loops, when some app has targets.
+fn start_webhooks(
+    config: &Config,
+    apps: &Apps,
+    metrics: &Arc<Metrics>,
+) -> std::io::Result<(Webhooks, Option<Outbox>)> {
+    if apps.iter().all(|app| app.webhooks.is_empty()) {
+        return Ok((Webhooks::disabled(), None));
+    }
+    let path = &config.webhooks.store_path;
+    let store: Arc<dyn DeliveryStore> = Arc::new(EmbeddedStore::open(path).map_err(|error| {
+        std::io::Error::other(format!("webhooks.store {}: {error}", path.display()))
+    })?);
+    tracing::info!(store = %path.display(), "webhooks enabled");
+    let (webhooks, wake) = webhooks::start(store.clone(), config.webhooks.clone(), metrics.clone());
+    webhooks::sender::start(
+        store.clone(),
+        apps.clone(),
+        config.webhooks.clone(),
+        metrics.clone(),
+        wake.clone(),
+    );
+    Ok((webhooks, Some(Outbox { store, wake })))
 }
 
 async fn sweep(registry: Arc<Registry>) {

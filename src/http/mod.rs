@@ -7,18 +7,22 @@ mod outbound;
 pub mod page;
 mod signature;
 mod users;
+pub mod webhooks;
 
 use std::sync::Arc;
 
 use actix_web::{HttpResponse, web};
 
-use crate::{adapter::Adapter, app::Apps, config::ServerConfig};
+use crate::{adapter::Adapter, app::Apps, config::ServerConfig, metrics::Metrics};
 
 /// What the REST side needs from the rest of the server.
 pub struct ApiContext {
     pub apps: Apps,
     pub adapter: Arc<dyn Adapter>,
     pub config: ServerConfig,
+    pub metrics: Arc<Metrics>,
+    /// The webhook outbox, when some app has webhook targets.
+    pub outbox: Option<webhooks::Outbox>,
 }
 
 /// Registers the HTTP API under the configured prefix.
@@ -53,6 +57,19 @@ pub fn configure(config: &mut web::ServiceConfig) {
         .route(
             "/salesforce/outbound/{app_id}",
             web::post().to(outbound::receive),
+        )
+        .route("/apps/{app_id}/webhooks", web::get().to(webhooks::list))
+        .route(
+            "/apps/{app_id}/webhooks/retry",
+            web::post().to(webhooks::retry_all),
+        )
+        .route(
+            "/apps/{app_id}/webhooks/{id}/retry",
+            web::post().to(webhooks::retry_one),
+        )
+        .route(
+            "/apps/{app_id}/webhooks/{id}/drop",
+            web::post().to(webhooks::drop_one),
         );
 }
 
@@ -61,4 +78,15 @@ pub async fn root() -> HttpResponse {
     HttpResponse::Ok()
         .content_type("text/plain; charset=utf-8")
         .body("Herald is running\n")
+}
+
+/// `GET /metrics`: Prometheus text exposition.
+pub async fn metrics(context: web::Data<ApiContext>) -> HttpResponse {
+    let metrics = &context.metrics;
+    metrics
+        .connections
+        .set(context.adapter.registry().connection_count() as i64);
+    HttpResponse::Ok()
+        .content_type("text/plain; version=0.0.4; charset=utf-8")
+        .body(metrics.render())
 }

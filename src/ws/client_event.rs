@@ -5,7 +5,20 @@ use std::time::Instant;
 use serde_json::value::RawValue;
 
 use super::session::Session;
-use crate::protocol::{ChannelKind, ChannelName, SocketError, frames};
+use crate::{
+    protocol::{ChannelKind, ChannelName, SocketError, frames},
+    webhooks::WebhookEvent,
+};
+
+/// Webhook `data` is always a string: a string is passed as is, anything else as its JSON text.
+fn data_as_string(data: Option<&RawValue>) -> String {
+    match data {
+        None => String::new(),
+        Some(raw) => {
+            serde_json::from_str::<String>(raw.get()).unwrap_or_else(|_| raw.get().to_owned())
+        }
+    }
+}
 
 impl Session {
     pub(super) async fn client_event(
@@ -48,11 +61,23 @@ impl Session {
         {
             return Err(SocketError::ClientEventRateLimited);
         }
-        let user_id = presence_user.as_ref().map(|user_id| user_id.as_str());
-        let frame = frames::client_event(event, channel.as_str(), data.as_deref(), user_id);
+        let user_id = presence_user.as_ref().map(|user_id| user_id.to_string());
+        let frame =
+            frames::client_event(event, channel.as_str(), data.as_deref(), user_id.as_deref());
         // Never echoed to the sender.
         self.publish(&channel, frame, Some(self.conn.socket_id))
             .await;
+        self.context.metrics.client_events.inc();
+        self.context.webhooks.emit(
+            &app,
+            WebhookEvent::ClientEvent {
+                channel: channel.to_string(),
+                event: event.to_owned(),
+                data: data_as_string(data.as_deref()),
+                socket_id: self.conn.socket_id.to_string(),
+                user_id,
+            },
+        );
         Ok(())
     }
 }

@@ -15,7 +15,9 @@ use crate::{
     adapter::Adapter,
     app::{App, Apps},
     config::ServerConfig,
+    metrics::Metrics,
     protocol::SocketError,
+    webhooks::Webhooks,
 };
 
 /// Protocol versions served: 7 is pusher-js's; 5 and 6 are still used by older mobile clients.
@@ -30,6 +32,8 @@ pub struct WsContext {
     pub shutdown: CancellationToken,
     /// Tracks session tasks so shutdown can wait for them.
     pub sessions: TaskTracker,
+    pub webhooks: Webhooks,
+    pub metrics: Arc<Metrics>,
 }
 
 /// Registers `/app/{key}` under the configured prefix. Other upgrade paths are refused with 4005

@@ -12,6 +12,7 @@ use crate::{
         user,
     },
     registry::{CountUpdate, Left},
+    webhooks::WebhookEvent,
 };
 
 /// Channels with more subscribers than this send `subscription_count` at most every `COUNT_INTERVAL`.
@@ -61,6 +62,14 @@ impl Session {
             }
         };
         self.subscriptions.insert(channel.clone(), user_id.clone());
+        if joined.occupied && !channel.is_reserved() {
+            self.context.webhooks.emit(
+                &app,
+                WebhookEvent::ChannelOccupied {
+                    channel: channel.to_string(),
+                },
+            );
+        }
         if matches!(
             channel.kind(),
             ChannelKind::Private | ChannelKind::PrivateEncrypted | ChannelKind::Presence
@@ -79,6 +88,13 @@ impl Session {
             );
             self.publish(&channel, frame, Some(self.conn.socket_id))
                 .await;
+            self.context.webhooks.emit(
+                &app,
+                WebhookEvent::MemberAdded {
+                    channel: channel.to_string(),
+                    user_id: member.user_id.to_string(),
+                },
+            );
         }
         if channel.is_cache() {
             self.replay_cache(&channel).await;
@@ -170,7 +186,15 @@ impl Session {
                 channel.as_str(),
                 &cached.data,
             )),
-            Ok(None) => self.send(frames::cache_miss(channel.as_str())),
+            Ok(None) => {
+                self.send(frames::cache_miss(channel.as_str()));
+                self.context.webhooks.emit(
+                    &self.conn.app,
+                    WebhookEvent::CacheMiss {
+                        channel: channel.to_string(),
+                    },
+                );
+            }
             Err(error) => {
                 tracing::warn!(app = %app_id, channel = %channel, %error, "cache lookup failed");
                 self.send(frames::cache_miss(channel.as_str()));
@@ -197,10 +221,30 @@ impl Session {
             .unsubscribe(&app_id, channel, self.conn.socket_id)
             .await;
         match left {
-            Ok(Some(Left { member_removed, .. })) => {
+            Ok(Some(Left {
+                member_removed,
+                vacated,
+                ..
+            })) => {
+                let app = self.conn.app.clone();
                 if let Some(user_id) = member_removed {
                     let frame = frames::member_removed(channel.as_str(), user_id.as_str());
                     self.publish(channel, frame, None).await;
+                    self.context.webhooks.emit(
+                        &app,
+                        WebhookEvent::MemberRemoved {
+                            channel: channel.to_string(),
+                            user_id: user_id.to_string(),
+                        },
+                    );
+                }
+                if vacated && !channel.is_reserved() {
+                    self.context.webhooks.emit(
+                        &app,
+                        WebhookEvent::ChannelVacated {
+                            channel: channel.to_string(),
+                        },
+                    );
                 }
                 self.count_changed(channel);
             }
@@ -230,6 +274,8 @@ impl Session {
             return;
         };
         let adapter = self.context.adapter.clone();
+        let webhooks = self.context.webhooks.clone();
+        let app = app.clone();
         let app_id = app.id.clone();
         let channel = channel.clone();
         let send_at = match update {
@@ -255,6 +301,13 @@ impl Session {
             if let Err(error) = adapter.publish(&app_id, &channel, frame.into(), None).await {
                 tracing::warn!(app = %app_id, channel = %channel, %error, "publish failed");
             }
+            webhooks.emit(
+                &app,
+                WebhookEvent::SubscriptionCount {
+                    channel: channel.to_string(),
+                    subscription_count: count,
+                },
+            );
         });
     }
 }

@@ -9,6 +9,7 @@
 //! - `rest`: every REST endpoint and error status, signatures as the SDKs make them
 //! - `lifecycle`: probes, drain on shutdown, slow consumers, static files
 //! - `salesforce`: the Outbound Messaging bridge, replayed from the fixtures
+//! - `webhooks`: every webhook event, the grace window, outages, restarts, dead letters, operator API
 
 mod support;
 
@@ -21,3 +22,4 @@ mod presence;
 mod rest;
 mod salesforce;
 mod users;
+mod webhooks;

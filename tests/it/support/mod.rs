@@ -3,6 +3,7 @@
 
 #![allow(dead_code)]
 
+pub mod receiver;
 pub mod rest;
 pub mod ws;
 
@@ -46,8 +47,22 @@ pub struct TestServer {
     thread: Option<JoinHandle<std::io::Result<()>>>,
 }
 
+/// Logs from the servers under test go to the test output when `RUST_LOG` is set.
+fn init_logging() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        if std::env::var_os("RUST_LOG").is_some() {
+            let _ = tracing_subscriber::fmt()
+                .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+                .with_test_writer()
+                .try_init();
+        }
+    });
+}
+
 /// Starts `herald::server::run` on an ephemeral port in its own thread and actix system.
 pub fn spawn_server(config: Config) -> TestServer {
+    init_logging();
     let listener = TcpListener::bind("127.0.0.1:0").expect("bind an ephemeral port");
     let addr = listener.local_addr().expect("local address");
     let shutdown = CancellationToken::new();

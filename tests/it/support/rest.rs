@@ -42,6 +42,10 @@ impl Rest {
         }
     }
 
+    pub fn base(&self) -> &str {
+        &self.base
+    }
+
     /// The signed query for `method path` with `params` and `body`, as the Node SDK builds it.
     pub fn signed_query(
         &self,
