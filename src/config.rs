@@ -8,7 +8,7 @@ use std::{
     time::Duration,
 };
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 use ipnet::IpNet;
 
@@ -37,10 +37,11 @@ fn invalid(key: impl Into<String>, problem: impl Into<String>) -> ConfigError {
     }
 }
 
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct RawConfig {
     pub server: RawServer,
+    pub adapter: RawAdapter,
     pub log: RawLog,
     pub webhooks: RawWebhooks,
     #[serde(rename = "static")]
@@ -48,7 +49,31 @@ pub struct RawConfig {
     pub apps: BTreeMap<String, RawApp>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RawAdapter {
+    pub driver: String,
+    pub redis_url: String,
+    pub redis_cluster_urls: Vec<String>,
+    pub key_prefix: String,
+    pub heartbeat_interval: String,
+    pub node_timeout: String,
+}
+
+impl Default for RawAdapter {
+    fn default() -> RawAdapter {
+        RawAdapter {
+            driver: "local".into(),
+            redis_url: String::new(),
+            redis_cluster_urls: Vec::new(),
+            key_prefix: "herald".into(),
+            heartbeat_interval: "2s".into(),
+            node_timeout: "10s".into(),
+        }
+    }
+}
+
+#[derive(Debug, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct RawWebhooks {
     pub store: String,
@@ -76,7 +101,7 @@ impl Default for RawWebhooks {
     }
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct RawStatic {
     pub dir: String,
@@ -94,7 +119,7 @@ impl Default for RawStatic {
     }
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct RawPageClient {
     pub app_key: String,
@@ -118,7 +143,7 @@ impl Default for RawPageClient {
     }
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct RawServer {
     pub host: String,
@@ -158,7 +183,7 @@ impl Default for RawServer {
     }
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct RawLog {
     pub level: String,
@@ -172,7 +197,7 @@ impl Default for RawLog {
     }
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawApp {
     pub key: String,
@@ -203,7 +228,7 @@ pub struct RawApp {
     pub salesforce: Option<RawSalesforce>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawSalesforce {
     pub token: String,
@@ -213,7 +238,7 @@ pub struct RawSalesforce {
     pub objects: BTreeMap<String, RawObjectMapping>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawObjectMapping {
     pub channel: String,
@@ -236,7 +261,7 @@ fn default_authorization_timeout() -> String {
     "30s".into()
 }
 
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct RawLimits {
     pub max_event_data_bytes: Option<usize>,
@@ -252,7 +277,7 @@ pub struct RawLimits {
     pub cache_ttl: Option<String>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawWebhook {
     pub url: String,
@@ -290,6 +315,34 @@ pub struct ServerConfig {
     pub idempotency_ttl: Duration,
     /// Take the client address from `X-Forwarded-For` (behind a trusted proxy) for IP allow-lists.
     pub trust_forwarded_for: bool,
+}
+
+/// Which adapter serves fan-out and cluster-wide state.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum AdapterConfig {
+    /// One node, in-process.
+    Local,
+    /// Several nodes sharing a Redis (or a Redis Cluster).
+    Redis(RedisConfig),
+}
+
+/// Settings for the Redis adapter.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RedisConfig {
+    /// Where Redis is: one URL for a single Redis, several for the seed nodes of a Redis Cluster.
+    pub target: RedisTarget,
+    /// Prefix of every key and channel, so several Herald clusters can share one Redis.
+    pub key_prefix: String,
+    /// How often a node announces it is alive and looks for dead nodes.
+    pub heartbeat_interval: Duration,
+    /// A node silent this long is dead: its sockets leave presence lists and counts.
+    pub node_timeout: Duration,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum RedisTarget {
+    Single(String),
+    Cluster(Vec<String>),
 }
 
 /// Settings shared by every app's webhooks (spec §10).
@@ -339,6 +392,7 @@ pub struct PageClient {
 #[derive(Clone, Debug)]
 pub struct Config {
     pub server: ServerConfig,
+    pub adapter: AdapterConfig,
     pub log_level: String,
     pub webhooks: WebhookConfig,
     pub static_files: Option<StaticConfig>,
@@ -428,6 +482,7 @@ impl Config {
         let static_files = static_config(raw.static_files, &server, &apps)?;
         Ok(Config {
             server,
+            adapter: adapter_config(raw.adapter)?,
             log_level: raw.log.level,
             webhooks: webhook_config(raw.webhooks)?,
             static_files,
@@ -435,6 +490,70 @@ impl Config {
             dev_credentials,
         })
     }
+}
+
+fn adapter_config(raw: RawAdapter) -> Result<AdapterConfig, ConfigError> {
+    match raw.driver.as_str() {
+        "local" => return Ok(AdapterConfig::Local),
+        "redis" => {}
+        other => {
+            return Err(invalid(
+                "adapter.driver",
+                format!("{other:?} is not an adapter; use \"local\" or \"redis\""),
+            ));
+        }
+    }
+    let check_url = |key: &str, url: &str| {
+        if url.starts_with("redis://") || url.starts_with("rediss://") {
+            Ok(())
+        } else {
+            Err(invalid(key, format!("{url:?} is not a redis:// URL")))
+        }
+    };
+    let target = match (raw.redis_url.is_empty(), raw.redis_cluster_urls.is_empty()) {
+        (false, true) => {
+            check_url("adapter.redis_url", &raw.redis_url)?;
+            RedisTarget::Single(raw.redis_url)
+        }
+        (true, false) => {
+            for url in &raw.redis_cluster_urls {
+                check_url("adapter.redis_cluster_urls", url)?;
+            }
+            RedisTarget::Cluster(raw.redis_cluster_urls)
+        }
+        (true, true) => {
+            return Err(invalid(
+                "adapter.redis_url",
+                "the redis adapter needs redis_url (or redis_cluster_urls for a Redis Cluster)",
+            ));
+        }
+        (false, false) => {
+            return Err(invalid(
+                "adapter.redis_cluster_urls",
+                "set either redis_url or redis_cluster_urls, not both",
+            ));
+        }
+    };
+    if raw.key_prefix.is_empty() || raw.key_prefix.contains(['{', '}', ' ', '\n']) {
+        return Err(invalid(
+            "adapter.key_prefix",
+            "must be non-empty, without braces, spaces or newlines",
+        ));
+    }
+    let heartbeat_interval = duration("adapter.heartbeat_interval", &raw.heartbeat_interval)?;
+    let node_timeout = duration("adapter.node_timeout", &raw.node_timeout)?;
+    if node_timeout < heartbeat_interval * 2 {
+        return Err(invalid(
+            "adapter.node_timeout",
+            "must be at least twice heartbeat_interval, or live nodes would be taken for dead",
+        ));
+    }
+    Ok(AdapterConfig::Redis(RedisConfig {
+        target,
+        key_prefix: raw.key_prefix,
+        heartbeat_interval,
+        node_timeout,
+    }))
 }
 
 fn webhook_config(raw: RawWebhooks) -> Result<WebhookConfig, ConfigError> {

@@ -13,31 +13,68 @@ use actix_web::{App as ActixApp, HttpResponse, HttpServer, web};
 use tokio_util::{sync::CancellationToken, task::TaskTracker};
 
 use crate::{
-    adapter::{Adapter, LocalAdapter},
+    adapter::{Adapter, ClusterNotice, LocalAdapter, RedisAdapter},
     app::Apps,
-    config::Config,
+    config::{AdapterConfig, Config},
     http::{self, ApiContext, webhooks::Outbox},
     metrics::Metrics,
     registry::Registry,
-    webhooks::{self, DeliveryStore, EmbeddedStore, Webhooks},
+    webhooks::{self, DeliveryStore, EmbeddedStore, WebhookEvent, Webhooks},
     ws::{self, WsContext},
 };
 
 /// How often expired cache-channel events and remembered keys are swept from memory.
 const SWEEP_INTERVAL: Duration = Duration::from_secs(60);
 
-/// Whether the node takes new work; `/ready` answers 503 once draining starts.
+/// Whether the node takes new work: `/ready` answers 503 while draining or while the cluster backend
+/// (Redis) is unreachable, so a load balancer prefers nodes that can deliver everywhere.
 struct Readiness {
     draining: AtomicBool,
+    adapter: Arc<dyn Adapter>,
 }
 
 async fn ready(readiness: web::Data<Readiness>) -> HttpResponse {
     if readiness.draining.load(Ordering::Relaxed) {
         return HttpResponse::ServiceUnavailable().body("draining\n");
     }
+    if !readiness.adapter.healthy() {
+        return HttpResponse::ServiceUnavailable()
+            .body("redis unavailable: serving local sockets only\n");
+    }
     HttpResponse::Ok()
         .content_type("text/plain; charset=utf-8")
         .body("ready\n")
+}
+
+/// Hands changes the cluster found on its own (dead nodes, resyncs) to webhooks.
+async fn forward_notices(
+    mut notices: tokio::sync::mpsc::UnboundedReceiver<ClusterNotice>,
+    apps: Apps,
+    webhooks: Webhooks,
+) {
+    while let Some(notice) = notices.recv().await {
+        let (app_id, event) = match notice {
+            ClusterNotice::ChannelOccupied { app_id, channel } => {
+                (app_id, WebhookEvent::ChannelOccupied { channel })
+            }
+            ClusterNotice::ChannelVacated { app_id, channel } => {
+                (app_id, WebhookEvent::ChannelVacated { channel })
+            }
+            ClusterNotice::MemberAdded {
+                app_id,
+                channel,
+                user_id,
+            } => (app_id, WebhookEvent::MemberAdded { channel, user_id }),
+            ClusterNotice::MemberRemoved {
+                app_id,
+                channel,
+                user_id,
+            } => (app_id, WebhookEvent::MemberRemoved { channel, user_id }),
+        };
+        if let Some(app) = apps.by_id(app_id.as_str()) {
+            webhooks.emit(app, event);
+        }
+    }
 }
 
 /// Serves on `listener` until `shutdown` is cancelled, then drains: stop accepting, close every socket
@@ -49,9 +86,23 @@ pub async fn run(
 ) -> std::io::Result<()> {
     let apps = Apps::new(config.apps.clone());
     let registry = Arc::new(Registry::new(apps.iter()));
-    let adapter: Arc<dyn Adapter> = Arc::new(LocalAdapter::new(registry.clone()));
+    let (adapter, notices): (Arc<dyn Adapter>, _) = match &config.adapter {
+        AdapterConfig::Local => (Arc::new(LocalAdapter::new(registry.clone())), None),
+        AdapterConfig::Redis(redis) => {
+            let (adapter, notices) =
+                RedisAdapter::start(redis.clone(), apps.clone(), registry.clone())
+                    .await
+                    .map_err(|error| {
+                        std::io::Error::other(format!("adapter.redis_url: {error}"))
+                    })?;
+            (adapter, Some(notices))
+        }
+    };
     let metrics = Arc::new(Metrics::new());
     let (webhooks, outbox) = start_webhooks(&config, &apps, &metrics)?;
+    if let Some(notices) = notices {
+        actix_web::rt::spawn(forward_notices(notices, apps.clone(), webhooks.clone()));
+    }
     let server_config = config.server.clone();
     let sessions = TaskTracker::new();
     let ws_context = web::Data::new(WsContext {
@@ -65,13 +116,14 @@ pub async fn run(
     });
     let api_context = web::Data::new(ApiContext {
         apps,
-        adapter,
+        adapter: adapter.clone(),
         config: server_config.clone(),
         metrics,
         outbox,
     });
     let readiness = web::Data::new(Readiness {
         draining: AtomicBool::new(false),
+        adapter: adapter.clone(),
     });
     let prefix = server_config.path_prefix.clone();
     let max_request_bytes = server_config.max_request_bytes;
@@ -121,6 +173,7 @@ pub async fn run(
             "sessions did not finish within the shutdown timeout"
         );
     }
+    adapter.shutdown().await;
     handle.stop(true).await;
     sweeper.abort();
     match serving.await {

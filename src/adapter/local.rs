@@ -12,7 +12,7 @@ use super::{Adapter, AdapterError};
 use crate::{
     app::AppId,
     protocol::{ChannelName, Member, SocketError, SocketId, UserId},
-    registry::{CachedEvent, ChannelCounts, ConnHandle, Joined, Left, Registry},
+    registry::{CachedEvent, ChannelCounts, ConnHandle, Joined, Left, Registry, Reply},
 };
 
 pub struct LocalAdapter {
@@ -50,7 +50,7 @@ impl Adapter for LocalAdapter {
     ) -> Result<Joined, AdapterError> {
         let max_members = conn.app.limits.max_presence_members;
         self.registry
-            .subscribe(channel, conn, member, max_members)
+            .subscribe(channel, conn, member, max_members, Reply::Now)
             .map_err(|_| AdapterError::ChannelFull)
     }
 

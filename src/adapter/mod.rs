@@ -2,6 +2,7 @@
 //! `local` serves one node from its registry; a Redis adapter serves a cluster behind the same trait.
 
 pub mod local;
+pub mod redis;
 
 use std::{sync::Arc, time::Duration};
 
@@ -14,6 +15,7 @@ use crate::{
     registry::{CachedEvent, ChannelCounts, ConnHandle, Joined, Left, Registry},
 };
 pub use local::LocalAdapter;
+pub use redis::{ClusterNotice, RedisAdapter};
 
 /// Why a cluster operation failed.
 #[derive(Debug, thiserror::Error)]
@@ -116,4 +118,12 @@ pub trait Adapter: Send + Sync + 'static {
 
     /// Forgets a remembered key so a retry of failed work is not taken for a duplicate.
     async fn forget(&self, app_id: &AppId, key: &str) -> Result<(), AdapterError>;
+
+    /// Whether the cluster backend answers; `/ready` reports it.
+    fn healthy(&self) -> bool {
+        true
+    }
+
+    /// Leaves the cluster on a graceful shutdown, after the sessions are gone.
+    async fn shutdown(&self) {}
 }

@@ -56,11 +56,21 @@ pub struct Joined {
 /// What a leave changed.
 #[derive(Debug, PartialEq, Eq)]
 pub struct Left {
+    /// On presence channels: the user the leaving socket had joined as.
+    pub user_id: Option<UserId>,
     /// The last subscription is gone.
     pub vacated: bool,
     /// On presence channels: the user whose last socket left.
     pub member_removed: Option<UserId>,
     pub subscription_count: usize,
+}
+
+/// Whether `join` queues the `subscription_succeeded` reply itself (from this node's state), or leaves it
+/// to the caller (a cluster adapter that answers with the cluster-wide member list).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Reply {
+    Now,
+    Later,
 }
 
 /// A presence join refused because the channel already has its maximum of distinct users.
@@ -129,6 +139,7 @@ impl Channel {
         conn: &ConnHandle,
         member: Option<Member>,
         max_members: usize,
+        reply: Reply,
     ) -> Result<Joined, ChannelFull> {
         let mut state = self.write();
         let occupied = state.subscribers.is_empty();
@@ -150,18 +161,10 @@ impl Channel {
                 );
             }
         }
-        let reply = if user_id.is_some() {
-            frames::presence_subscription_succeeded(
-                self.name.as_str(),
-                state.members.iter().map(|(user_id, entry)| MemberRef {
-                    user_id: user_id.as_str(),
-                    user_info: entry.user_info.as_deref(),
-                }),
-            )
-        } else {
-            frames::subscription_succeeded(self.name.as_str())
-        };
-        conn.outbox.push(reply.into());
+        if reply == Reply::Now {
+            conn.outbox
+                .push(self.reply_frame(&state, user_id.is_some()).into());
+        }
         state.subscribers.insert(
             conn.socket_id,
             Subscriber {
@@ -174,6 +177,25 @@ impl Channel {
             member_added,
             subscription_count: state.subscribers.len(),
         })
+    }
+
+    /// The `subscription_succeeded` reply as this node alone would give it.
+    pub fn reply(&self, presence: bool) -> String {
+        self.reply_frame(&self.read(), presence)
+    }
+
+    fn reply_frame(&self, state: &State, presence: bool) -> String {
+        if presence {
+            frames::presence_subscription_succeeded(
+                self.name.as_str(),
+                state.members.iter().map(|(user_id, entry)| MemberRef {
+                    user_id: user_id.as_str(),
+                    user_info: entry.user_info.as_deref(),
+                }),
+            )
+        } else {
+            frames::subscription_succeeded(self.name.as_str())
+        }
     }
 
     /// Adds `conn` with no reply and no presence data: for Herald's internal channels.
@@ -192,16 +214,17 @@ impl Channel {
         let mut state = self.write();
         let subscriber = state.subscribers.swap_remove(&socket_id)?;
         let mut member_removed = None;
-        if let Some(user_id) = subscriber.user_id
-            && let Some(entry) = state.members.get_mut(&user_id)
+        if let Some(user_id) = &subscriber.user_id
+            && let Some(entry) = state.members.get_mut(user_id)
         {
             entry.sockets -= 1;
             if entry.sockets == 0 {
-                state.members.shift_remove(&user_id);
-                member_removed = Some(user_id);
+                state.members.shift_remove(user_id);
+                member_removed = Some(user_id.clone());
             }
         }
         Some(Left {
+            user_id: subscriber.user_id,
             vacated: state.subscribers.is_empty(),
             member_removed,
             subscription_count: state.subscribers.len(),
@@ -215,6 +238,24 @@ impl Channel {
     /// Distinct presence users (0 on other channels).
     pub fn user_count(&self) -> usize {
         self.read().members.len()
+    }
+
+    /// Every subscriber with the presence member it joined as (for a cluster adapter's resync).
+    pub fn subscribers(&self) -> Vec<super::Subscription> {
+        let state = self.read();
+        state
+            .subscribers
+            .values()
+            .map(|subscriber| {
+                let member = subscriber.user_id.as_ref().and_then(|user_id| {
+                    state.members.get(user_id).map(|entry| Member {
+                        user_id: user_id.clone(),
+                        user_info: entry.user_info.as_ref().map(|raw| raw.to_owned()),
+                    })
+                });
+                (subscriber.conn.clone(), member)
+            })
+            .collect()
     }
 
     pub fn user_ids(&self) -> Vec<UserId> {

@@ -21,7 +21,7 @@ use crate::{
     app::{App, AppId},
     protocol::{ChannelName, Member, SocketError, SocketId, UserId},
 };
-pub use channel::{Channel, ChannelFull, CountUpdate, Joined, Left};
+pub use channel::{Channel, ChannelFull, CountUpdate, Joined, Left, Reply};
 pub use outbox::{Batch, Outbox, Pushed};
 
 /// One open socket as the rest of the node sees it.
@@ -32,6 +32,9 @@ pub struct Connection {
 }
 
 pub type ConnHandle = Arc<Connection>;
+
+/// A subscribed socket and the presence member it joined as.
+pub type Subscription = (ConnHandle, Option<Member>);
 
 /// The last event published to a cache channel (spec §8.1).
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -176,6 +179,7 @@ impl Registry {
         conn: &ConnHandle,
         member: Option<Member>,
         max_members: usize,
+        reply: Reply,
     ) -> Result<Joined, ChannelFull> {
         let Some(state) = self.app(&conn.app.id) else {
             return Err(ChannelFull);
@@ -184,7 +188,32 @@ impl Registry {
             .channels
             .entry(channel.clone())
             .or_insert_with(|| Arc::new(Channel::new(channel.clone())));
-        entry.value().join(conn, member, max_members)
+        entry.value().join(conn, member, max_members, reply)
+    }
+
+    /// Every channel of an app on this node with its subscribers (for a cluster adapter's resync).
+    pub fn subscriptions(&self, app_id: &AppId) -> Vec<(ChannelName, Vec<Subscription>)> {
+        let Some(state) = self.app(app_id) else {
+            return Vec::new();
+        };
+        state
+            .channels
+            .iter()
+            .map(|entry| (entry.key().clone(), entry.value().subscribers()))
+            .collect()
+    }
+
+    /// Signed-in users of an app on this node with their sockets.
+    pub fn signed_in_users(&self, app_id: &AppId) -> Vec<(UserId, Vec<ConnHandle>)> {
+        self.app(app_id)
+            .map(|state| {
+                state
+                    .users
+                    .iter()
+                    .map(|entry| (entry.key().clone(), entry.value().clone()))
+                    .collect()
+            })
+            .unwrap_or_default()
     }
 
     /// Adds `conn` to one of Herald's internal `#` channels (watchlists), with no reply to the client.
@@ -229,6 +258,16 @@ impl Registry {
             Some(found) => found.broadcast(frame, except),
             None => 0,
         }
+    }
+
+    /// The `subscription_succeeded` reply from this node's state alone (when the cluster cannot answer).
+    pub fn local_reply(
+        &self,
+        app_id: &AppId,
+        channel: &ChannelName,
+        presence: bool,
+    ) -> Option<String> {
+        Some(self.channel(app_id, channel)?.reply(presence))
     }
 
     pub fn counts(&self, app_id: &AppId, channel: &ChannelName) -> ChannelCounts {

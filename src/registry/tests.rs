@@ -53,7 +53,9 @@ fn subscribers_get_broadcasts_except_the_excluded_socket() {
     let a = registry.connect(&app, None, 1024).unwrap();
     let b = registry.connect(&app, None, 1024).unwrap();
     let room = channel("room");
-    let joined = registry.subscribe(&room, &a, None, 100).unwrap();
+    let joined = registry
+        .subscribe(&room, &a, None, 100, Reply::Now)
+        .unwrap();
     assert_eq!(
         joined,
         Joined {
@@ -62,7 +64,9 @@ fn subscribers_get_broadcasts_except_the_excluded_socket() {
             subscription_count: 1
         }
     );
-    let joined = registry.subscribe(&room, &b, None, 100).unwrap();
+    let joined = registry
+        .subscribe(&room, &b, None, 100, Reply::Now)
+        .unwrap();
     assert!(!joined.occupied);
     frames(&a);
     frames(&b);
@@ -82,11 +86,14 @@ fn channels_disappear_when_vacated() {
     let registry = Registry::new([&app]);
     let a = registry.connect(&app, None, 1024).unwrap();
     let room = channel("room");
-    registry.subscribe(&room, &a, None, 100).unwrap();
+    registry
+        .subscribe(&room, &a, None, 100, Reply::Now)
+        .unwrap();
     let left = registry.unsubscribe(&app.id, &room, a.socket_id).unwrap();
     assert_eq!(
         left,
         Left {
+            user_id: None,
             vacated: true,
             member_removed: None,
             subscription_count: 0
@@ -106,19 +113,19 @@ fn presence_members_are_counted_per_user() {
     let b = registry.connect(&app, None, 4096).unwrap();
     assert!(
         registry
-            .subscribe(&room, &a1, Some(member("a")), 2)
+            .subscribe(&room, &a1, Some(member("a")), 2, Reply::Now)
             .unwrap()
             .member_added
     );
     assert!(
         !registry
-            .subscribe(&room, &a2, Some(member("a")), 2)
+            .subscribe(&room, &a2, Some(member("a")), 2, Reply::Now)
             .unwrap()
             .member_added
     );
     assert!(
         registry
-            .subscribe(&room, &b, Some(member("b")), 2)
+            .subscribe(&room, &b, Some(member("b")), 2, Reply::Now)
             .unwrap()
             .member_added
     );
@@ -127,7 +134,7 @@ fn presence_members_are_counted_per_user() {
     assert!(reply.contains(r#"\"count\":2"#), "{reply}");
     let c = registry.connect(&app, None, 4096).unwrap();
     assert_eq!(
-        registry.subscribe(&room, &c, Some(member("c")), 2),
+        registry.subscribe(&room, &c, Some(member("c")), 2, Reply::Now),
         Err(ChannelFull)
     );
     assert_eq!(
@@ -191,8 +198,12 @@ fn busy_channels_throttle_count_updates() {
     let room = channel("room");
     let a = registry.connect(&app, None, 1024).unwrap();
     let b = registry.connect(&app, None, 1024).unwrap();
-    registry.subscribe(&room, &a, None, 100).unwrap();
-    registry.subscribe(&room, &b, None, 100).unwrap();
+    registry
+        .subscribe(&room, &a, None, 100, Reply::Now)
+        .unwrap();
+    registry
+        .subscribe(&room, &b, None, 100, Reply::Now)
+        .unwrap();
     let now = Instant::now();
     let five = Duration::from_secs(5);
     let update = |at, threshold| {
@@ -221,7 +232,9 @@ fn slow_consumers_are_marked_to_close() {
     let registry = Registry::new([&app]);
     let room = channel("room");
     let slow = registry.connect(&app, None, 100).unwrap();
-    registry.subscribe(&room, &slow, None, 100).unwrap();
+    registry
+        .subscribe(&room, &slow, None, 100, Reply::Now)
+        .unwrap();
     let frame: ByteString = "x".repeat(60).into();
     assert_eq!(registry.broadcast(&app.id, &room, &frame, None), 0);
     assert_eq!(slow.outbox.take().close, Some(SocketError::SlowConsumer));

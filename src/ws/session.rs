@@ -335,7 +335,7 @@ impl Session {
             .publish(app_id, channel, frame.into(), except)
             .await
         {
-            tracing::warn!(app = %app_id, channel = %channel, %error, "publish failed");
+            tracing::debug!(app = %app_id, channel = %channel, %error, "publish failed");
         }
     }
 }

@@ -4,6 +4,7 @@
 //! - `channels`: subscribe/unsubscribe for every channel type, signatures, name rules
 //! - `presence`: member lists, join/leave events across several sockets per user, limits
 //! - `client_events`: relay rules, rate limit, size limit
+//! - `cluster`: several nodes over a real Redis (and a Redis Cluster), dead nodes, Redis outages
 //! - `cache`: cache channels and `pusher:cache_miss`
 //! - `users`: sign-in, the user channel, watchlists, terminate_connections, authorized connections
 //! - `rest`: every REST endpoint and error status, signatures as the SDKs make them
@@ -16,6 +17,7 @@ mod support;
 mod cache;
 mod channels;
 mod client_events;
+mod cluster;
 mod connection;
 mod lifecycle;
 mod presence;

@@ -4,6 +4,7 @@
 #![allow(dead_code)]
 
 pub mod receiver;
+pub mod redis;
 pub mod rest;
 pub mod ws;
 
