@@ -19,7 +19,7 @@ use crate::{
     http::{self, ApiContext, webhooks::Outbox},
     metrics::Metrics,
     registry::Registry,
-    webhooks::{self, DeliveryStore, EmbeddedStore, WebhookEvent, Webhooks},
+    webhooks::{self, DeliveryStore, EmbeddedStore, LeaveArbiter, WebhookEvent, Webhooks},
     ws::{self, WsContext},
 };
 
@@ -86,21 +86,28 @@ pub async fn run(
 ) -> std::io::Result<()> {
     let apps = Apps::new(config.apps.clone());
     let registry = Arc::new(Registry::new(apps.iter()));
-    let (adapter, notices): (Arc<dyn Adapter>, _) = match &config.adapter {
+    // The one place the adapter is chosen.
+    let (adapter, cluster): (Arc<dyn Adapter>, _) = match &config.adapter {
         AdapterConfig::Local => (Arc::new(LocalAdapter::new(registry.clone())), None),
         AdapterConfig::Redis(redis) => {
-            let (adapter, notices) =
-                RedisAdapter::start(redis.clone(), apps.clone(), registry.clone())
-                    .await
-                    .map_err(|error| {
-                        std::io::Error::other(format!("adapter.redis_url: {error}"))
-                    })?;
-            (adapter, Some(notices))
+            let (adapter, notices) = RedisAdapter::start(
+                redis.clone(),
+                config.webhooks.grace,
+                apps.clone(),
+                registry.clone(),
+            )
+            .await
+            .map_err(|error| std::io::Error::other(format!("adapter.redis_url: {error}")))?;
+            (
+                adapter.clone() as Arc<dyn Adapter>,
+                Some((adapter, notices)),
+            )
         }
     };
     let metrics = Arc::new(Metrics::new());
-    let (webhooks, outbox) = start_webhooks(&config, &apps, &metrics)?;
-    if let Some(notices) = notices {
+    let redis = cluster.as_ref().map(|(adapter, _)| adapter.clone());
+    let (webhooks, outbox) = start_webhooks(&config, &apps, &metrics, redis)?;
+    if let Some((_, notices)) = cluster {
         actix_web::rt::spawn(forward_notices(notices, apps.clone(), webhooks.clone()));
     }
     let server_config = config.server.clone();
@@ -183,20 +190,36 @@ pub async fn run(
 }
 
 /// Opens the webhook outbox and starts the producer and sender loops, when some app has targets.
+/// In a cluster the outbox lives in Redis, shared by every node, and Redis arbitrates the grace window.
 fn start_webhooks(
     config: &Config,
     apps: &Apps,
     metrics: &Arc<Metrics>,
+    redis: Option<Arc<RedisAdapter>>,
 ) -> std::io::Result<(Webhooks, Option<Outbox>)> {
     if apps.iter().all(|app| app.webhooks.is_empty()) {
         return Ok((Webhooks::disabled(), None));
     }
-    let path = &config.webhooks.store_path;
-    let store: Arc<dyn DeliveryStore> = Arc::new(EmbeddedStore::open(path).map_err(|error| {
-        std::io::Error::other(format!("webhooks.store {}: {error}", path.display()))
-    })?);
-    tracing::info!(store = %path.display(), "webhooks enabled");
-    let (webhooks, wake) = webhooks::start(store.clone(), config.webhooks.clone(), metrics.clone());
+    let (store, arbiter): (Arc<dyn DeliveryStore>, Option<Arc<dyn LeaveArbiter>>) = match redis {
+        Some(redis) => {
+            tracing::info!("webhooks enabled, with the outbox in Redis");
+            (redis.outbox(config.webhooks.request_timeout), Some(redis))
+        }
+        None => {
+            let path = &config.webhooks.store_path;
+            let store = EmbeddedStore::open(path).map_err(|error| {
+                std::io::Error::other(format!("webhooks.store {}: {error}", path.display()))
+            })?;
+            tracing::info!(store = %path.display(), "webhooks enabled");
+            (Arc::new(store), None)
+        }
+    };
+    let (webhooks, wake) = webhooks::start(
+        store.clone(),
+        config.webhooks.clone(),
+        metrics.clone(),
+        arbiter,
+    );
     webhooks::sender::start(
         store.clone(),
         apps.clone(),

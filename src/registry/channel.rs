@@ -50,6 +50,9 @@ pub struct Joined {
     pub occupied: bool,
     /// On presence channels: this was the user's first socket in the channel.
     pub member_added: bool,
+    /// The user came back within the webhook grace window after leaving (on another node): members
+    /// see `member_added`, but no webhook is due, since the removal was never reported.
+    pub member_resumed: bool,
     pub subscription_count: usize,
 }
 
@@ -175,6 +178,7 @@ impl Channel {
         Ok(Joined {
             occupied,
             member_added,
+            member_resumed: false,
             subscription_count: state.subscribers.len(),
         })
     }

@@ -61,6 +61,7 @@ fn subscribers_get_broadcasts_except_the_excluded_socket() {
         Joined {
             occupied: true,
             member_added: false,
+            member_resumed: false,
             subscription_count: 1
         }
     );

@@ -90,6 +90,13 @@ impl WebhookEvent {
     }
 }
 
+/// Decides, when a leave's grace window ends, whether it still stands: in a cluster the user (or the
+/// channel's first subscriber) may have come back on another node. Without one, every leave stands.
+#[async_trait::async_trait]
+pub trait LeaveArbiter: Send + Sync {
+    async fn confirm_leave(&self, app_id: &AppId, channel: &str, user_id: Option<&str>) -> bool;
+}
+
 /// Sessions and the REST side report events here; never blocks.
 #[derive(Clone)]
 pub struct Webhooks {
@@ -131,6 +138,7 @@ pub fn start(
     store: Arc<dyn DeliveryStore>,
     config: WebhookConfig,
     metrics: Arc<Metrics>,
+    arbiter: Option<Arc<dyn LeaveArbiter>>,
 ) -> (Webhooks, Arc<Notify>) {
     let (commands, receiver) = mpsc::unbounded_channel();
     let produced = Arc::new(Notify::new());
@@ -138,6 +146,7 @@ pub fn start(
         store,
         config,
         metrics,
+        arbiter,
         produced: produced.clone(),
         leaving: HashMap::new(),
         timers: DelayQueue::new(),
@@ -175,6 +184,7 @@ struct Producer {
     store: Arc<dyn DeliveryStore>,
     config: WebhookConfig,
     metrics: Arc<Metrics>,
+    arbiter: Option<Arc<dyn LeaveArbiter>>,
     produced: Arc<Notify>,
     leaving: HashMap<LeaveKey, Leaving>,
     timers: DelayQueue<LeaveKey>,
@@ -219,8 +229,10 @@ impl Producer {
                 Some(expired) = self.timers.next(), if !self.timers.is_empty() => {
                     let key = expired.into_inner();
                     if let Some(leaving) = self.leaving.remove(&key) {
-                        self.settle_members_before_vacate(&key, &mut ready);
-                        self.produce(leaving.app, leaving.event, &mut ready);
+                        self.settle_members_before_vacate(&key, &mut ready).await;
+                        if self.confirmed(&key).await {
+                            self.produce(leaving.app, leaving.event, &mut ready);
+                        }
                     }
                 }
                 () = sleep_until_or_forever(next_flush) => self.flush_due(Instant::now(), &mut ready),
@@ -282,7 +294,23 @@ impl Producer {
     }
 
     /// Before a channel's vacate goes out, its members' pending removals go first (spec §10.2 order).
-    fn settle_members_before_vacate(&mut self, vacate: &LeaveKey, ready: &mut Vec<NewDelivery>) {
+    /// Whether a leave still stands cluster-wide once its grace window is over.
+    async fn confirmed(&self, key: &LeaveKey) -> bool {
+        match &self.arbiter {
+            Some(arbiter) => {
+                arbiter
+                    .confirm_leave(&key.0, &key.1, key.2.as_deref())
+                    .await
+            }
+            None => true,
+        }
+    }
+
+    async fn settle_members_before_vacate(
+        &mut self,
+        vacate: &LeaveKey,
+        ready: &mut Vec<NewDelivery>,
+    ) {
         if vacate.2.is_some() {
             return;
         }
@@ -295,7 +323,9 @@ impl Producer {
         for key in members {
             if let Some(leaving) = self.leaving.remove(&key) {
                 self.timers.remove(&leaving.timer);
-                self.produce(leaving.app, leaving.event, ready);
+                if self.confirmed(&key).await {
+                    self.produce(leaving.app, leaving.event, ready);
+                }
             }
         }
     }

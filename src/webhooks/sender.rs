@@ -17,6 +17,9 @@ use super::{
 };
 use crate::{app::Apps, auth, metrics::Metrics};
 
+/// The longest the loop waits before looking at the outbox again.
+const POLL_INTERVAL: Duration = Duration::from_secs(1);
+
 /// Starts the delivery loop on the current (actix) thread.
 pub fn start(
     store: Arc<dyn DeliveryStore>,
@@ -102,13 +105,17 @@ impl Sender {
                 }
             }
             this.update_gauges().await;
-            let wait = next_due.map(|due| Duration::from_millis(due.saturating_sub(now_ms())));
+            // Look again at least this often: in a cluster, another node's deliveries may need taking over.
+            let wait = next_due
+                .map(|due| Duration::from_millis(due.saturating_sub(now_ms())))
+                .unwrap_or(POLL_INTERVAL)
+                .min(POLL_INTERVAL);
             tokio::select! {
                 () = this.wake.notified() => {}
                 Some(target) = finished_targets.recv() => {
                     in_flight.remove(&target);
                 }
-                () = sleep_or_forever(wait) => {}
+                () = tokio::time::sleep(wait) => {}
             }
         }
     }
@@ -214,12 +221,5 @@ impl Sender {
             }
             Err(error) => Err((None, error.to_string())),
         }
-    }
-}
-
-async fn sleep_or_forever(wait: Option<Duration>) {
-    match wait {
-        Some(wait) => tokio::time::sleep(wait).await,
-        None => std::future::pending().await,
     }
 }

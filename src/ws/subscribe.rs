@@ -88,13 +88,15 @@ impl Session {
             );
             self.publish(&channel, frame, Some(self.conn.socket_id))
                 .await;
-            self.context.webhooks.emit(
-                &app,
-                WebhookEvent::MemberAdded {
-                    channel: channel.to_string(),
-                    user_id: member.user_id.to_string(),
-                },
-            );
+            if !joined.member_resumed {
+                self.context.webhooks.emit(
+                    &app,
+                    WebhookEvent::MemberAdded {
+                        channel: channel.to_string(),
+                        user_id: member.user_id.to_string(),
+                    },
+                );
+            }
         }
         if channel.is_cache() {
             self.replay_cache(&channel).await;

@@ -527,3 +527,171 @@ async fn a_redis_cluster_works_like_a_single_redis() {
         .json();
     assert_eq!(info, json!({"occupied": true, "user_count": 2}));
 }
+
+/// A node whose app sends every webhook to `url`, with a short grace window.
+fn webhook_node(redis: &RedisServer, prefix: &str, url: &str) -> TestServer {
+    spawn_server(config_with(
+        "",
+        &format!("[[apps.1.webhooks]]\nurl = \"{url}\"\n"),
+        &format!(
+            "[adapter]\ndriver = \"redis\"\nredis_url = \"{}\"\nkey_prefix = \"{prefix}\"\nheartbeat_interval = \"200ms\"\nnode_timeout = \"1s\"\n\
+             [webhooks]\ngrace = \"300ms\"\ninitial_backoff = \"50ms\"\nmax_backoff = \"200ms\"\nrequest_timeout = \"1s\"\n",
+            redis.url()
+        ),
+    ))
+}
+
+fn webhook_event(hook: &crate::support::receiver::Hook) -> Value {
+    let body = hook.json();
+    assert_eq!(body["events"].as_array().unwrap().len(), 1, "{}", hook.body);
+    body["events"][0].clone()
+}
+
+#[actix_rt::test]
+async fn a_cluster_sends_each_webhook_once() {
+    let redis = RedisServer::start();
+    let mut receiver = crate::support::receiver::Receiver::start();
+    let a = webhook_node(&redis, "hooks-once", &receiver.url());
+    let b = webhook_node(&redis, "hooks-once", &receiver.url());
+    let mut on_a = a.connect().await;
+    let mut on_b = b.connect().await;
+    on_a.join("presence-room", "{\"user_id\":\"u\"}").await;
+    on_b.join("presence-room", "{\"user_id\":\"u\"}").await;
+    assert_eq!(
+        webhook_event(&receiver.next().await),
+        json!({"name": "channel_occupied", "channel": "presence-room"})
+    );
+    assert_eq!(
+        webhook_event(&receiver.next().await),
+        json!({"name": "member_added", "channel": "presence-room", "user_id": "u"})
+    );
+    drop(on_a);
+    drop(on_b);
+    assert_eq!(
+        webhook_event(&receiver.next().await),
+        json!({"name": "member_removed", "channel": "presence-room", "user_id": "u"})
+    );
+    assert_eq!(
+        webhook_event(&receiver.next().await),
+        json!({"name": "channel_vacated", "channel": "presence-room"})
+    );
+    // A marker through the same path proves nothing was sent twice.
+    let mut marker = b.connect().await;
+    marker.subscribe("marker").await;
+    assert_eq!(
+        webhook_event(&receiver.next().await),
+        json!({"name": "channel_occupied", "channel": "marker"})
+    );
+}
+
+#[actix_rt::test]
+async fn a_reload_onto_another_node_sends_no_webhooks() {
+    let redis = RedisServer::start();
+    let mut receiver = crate::support::receiver::Receiver::start();
+    let a = webhook_node(&redis, "hooks-reload", &receiver.url());
+    let b = webhook_node(&redis, "hooks-reload", &receiver.url());
+    let mut on_a = a.connect().await;
+    on_a.join("presence-room", "{\"user_id\":\"u\"}").await;
+    assert_eq!(
+        webhook_event(&receiver.next().await)["name"],
+        "channel_occupied"
+    );
+    assert_eq!(
+        webhook_event(&receiver.next().await)["name"],
+        "member_added"
+    );
+    // The page reloads and its new socket lands on node B within the grace window. Node A may announce
+    // the old socket's removal to the new one before its subscription reply: pusher-js ignores that.
+    drop(on_a);
+    let mut on_b = b.connect().await;
+    on_b.send(subscribe_frame(
+        &on_b.socket_id,
+        "presence-room",
+        Some("{\"user_id\":\"u\"}"),
+    ))
+    .await;
+    loop {
+        let frame = on_b.recv().await;
+        if frame["event"] == "pusher_internal:subscription_succeeded" {
+            break;
+        }
+        assert_eq!(frame["event"], "pusher_internal:member_removed", "{frame}");
+    }
+    // A marker left on node A goes through the same grace window: had the reload's removal or vacate
+    // been reported, it would come first.
+    let mut marker = a.connect().await;
+    marker.subscribe("marker").await;
+    assert_eq!(
+        webhook_event(&receiver.next().await),
+        json!({"name": "channel_occupied", "channel": "marker"})
+    );
+    marker
+        .send(json!({"event": "pusher:unsubscribe", "data": {"channel": "marker"}}))
+        .await;
+    assert_eq!(
+        webhook_event(&receiver.next().await),
+        json!({"name": "channel_vacated", "channel": "marker"})
+    );
+}
+
+#[actix_rt::test]
+async fn a_dead_nodes_webhooks_are_delivered_by_a_survivor() {
+    let redis = RedisServer::start();
+    let receiver = crate::support::receiver::Receiver::start();
+    let url = receiver.url();
+    let receiver_port = receiver.stop();
+    let survivor = webhook_node(&redis, "hooks-handover", &url);
+    // The doomed node is the real binary, killed with SIGKILL while its webhooks wait.
+    let dir = tempfile::tempdir().unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let config = dir.path().join("herald.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[server]\nhost = \"127.0.0.1\"\nport = {port}\n[adapter]\ndriver = \"redis\"\nredis_url = \"{}\"\nkey_prefix = \"hooks-handover\"\n\
+             heartbeat_interval = \"200ms\"\nnode_timeout = \"1s\"\n[webhooks]\ngrace = \"300ms\"\ninitial_backoff = \"50ms\"\nmax_backoff = \"200ms\"\nrequest_timeout = \"1s\"\n\
+             [apps.1]\nkey = \"{KEY}\"\nsecret = \"{SECRET}\"\n[[apps.1.webhooks]]\nurl = \"{url}\"\n",
+            redis.url()
+        ),
+    )
+    .unwrap();
+    let mut doomed = std::process::Command::new(env!("CARGO_BIN_EXE_herald"))
+        .arg("--config")
+        .arg(&config)
+        .env("RUST_LOG", "error")
+        .spawn()
+        .unwrap();
+    let address = format!("127.0.0.1:{port}");
+    let mut client = connect_when_up(&address).await;
+    client.subscribe("produced-on-the-doomed-node").await;
+    let rest = survivor.rest();
+    let started = Instant::now();
+    loop {
+        let pending = rest.get("/webhooks", &[]).await.json();
+        if pending["deliveries"]
+            .as_array()
+            .is_some_and(|d| d.len() == 1 && d[0]["n_attempts"].as_u64() >= Some(1))
+        {
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "never stored: {pending}"
+        );
+        actix_rt::time::sleep(Duration::from_millis(50)).await;
+    }
+    doomed.kill().unwrap();
+    doomed.wait().unwrap();
+    drop(client);
+    let mut receiver =
+        crate::support::receiver::Receiver::on(std::net::TcpListener::bind(receiver_port).unwrap());
+    let hook = receiver.next().await;
+    assert_eq!(
+        webhook_event(&hook),
+        json!({"name": "channel_occupied", "channel": "produced-on-the-doomed-node"})
+    );
+}

@@ -7,6 +7,7 @@
 mod backend;
 mod liveness;
 mod message;
+mod outbox;
 mod scripts;
 
 use std::{
@@ -24,6 +25,7 @@ use redis::{AsyncCommands, PushInfo, PushKind, Value};
 use tokio::sync::mpsc;
 
 use super::{Adapter, AdapterError};
+use crate::webhooks::LeaveArbiter;
 use crate::{
     app::{AppId, Apps},
     config::RedisConfig,
@@ -32,6 +34,7 @@ use crate::{
 };
 use backend::Backend;
 use message::NodeMessage;
+pub use outbox::RedisOutbox;
 use scripts::AppKeys;
 
 /// Changes the cluster learned about without a session asking, which webhooks must still hear of
@@ -72,6 +75,8 @@ pub struct RedisAdapter {
     /// Random per process start, so a restarted node never inherits a dead one's state.
     node_id: String,
     config: RedisConfig,
+    /// The webhook grace window before `channel_vacated` and `member_removed`.
+    grace: Duration,
     apps: Apps,
     keys: HashMap<AppId, AppKeys>,
     scripts: Scripts,
@@ -89,6 +94,7 @@ impl RedisAdapter {
     /// the notices webhooks must hear.
     pub async fn start(
         config: RedisConfig,
+        grace: Duration,
         apps: Apps,
         registry: Arc<Registry>,
     ) -> Result<(Arc<RedisAdapter>, mpsc::UnboundedReceiver<ClusterNotice>), AdapterError> {
@@ -125,6 +131,7 @@ impl RedisAdapter {
             backend,
             node_id,
             config,
+            grace,
             apps,
             keys,
             scripts: Scripts {
@@ -193,6 +200,8 @@ impl RedisAdapter {
             .key(keys.presence_users(channel.as_str()))
             .key(keys.presence_info(channel.as_str()))
             .key(keys.presence_nodes(channel.as_str()))
+            .key(keys.grace(channel.as_str(), None))
+            .key(keys.grace(channel.as_str(), member.map(|m| m.user_id.as_str())))
             .arg(&self.node_id)
             .arg(channel.as_str())
             .arg(presence)
@@ -219,10 +228,13 @@ impl RedisAdapter {
             .key(keys.presence_users(channel.as_str()))
             .key(keys.presence_info(channel.as_str()))
             .key(keys.presence_nodes(channel.as_str()))
+            .key(keys.grace(channel.as_str(), None))
+            .key(keys.grace(channel.as_str(), user_id.map(UserId::as_str)))
             .arg(&self.node_id)
             .arg(channel.as_str())
             .arg(if user_id.is_some() { "1" } else { "0" })
             .arg(user_id.map_or("", UserId::as_str))
+            .arg(self.grace_key_ms())
             .invoke_async(&mut self.connection())
             .await?;
         Ok((vacated == 1, member_removed == 1, total))
@@ -242,6 +254,28 @@ impl RedisAdapter {
             .invoke_async(&mut self.connection())
             .await?;
         Ok(changed == 1)
+    }
+
+    /// The webhook outbox in this Redis, shared by the cluster. A node holds a target for three times
+    /// the request timeout, so a node that died mid-request hands over soon after.
+    pub fn outbox(&self, request_timeout: Duration) -> Arc<RedisOutbox> {
+        let lease = (request_timeout * 3).max(Duration::from_secs(1));
+        RedisOutbox::new(
+            self.backend.clone(),
+            self.node_id.clone(),
+            &self.config.key_prefix,
+            self.apps.clone(),
+            lease,
+        )
+    }
+
+    /// How long a pending leave's marker lives: the grace window, plus a margin so it outlives the timer
+    /// of the node that will confirm it (a node that dies first leaves it to expire).
+    fn grace_key_ms(&self) -> u64 {
+        if self.grace.is_zero() {
+            return 0;
+        }
+        (self.grace + Duration::from_secs(30)).as_millis() as u64
     }
 
     /// Whether Redis answered the last call; reported by `/ready`.
@@ -269,6 +303,7 @@ fn presence_args(member: Option<&Member>) -> (&'static str, String, String) {
 struct ClusterJoin {
     occupied: bool,
     member_added: bool,
+    member_resumed: bool,
     total: usize,
     /// Presence members cluster-wide: user id and raw `user_info` ("" when none).
     members: Vec<(String, String)>,
@@ -298,6 +333,7 @@ impl ClusterJoin {
         Some(ClusterJoin {
             occupied: int(items.first()) == 1,
             member_added: int(items.get(1)) == 1,
+            member_resumed: int(items.get(4)) == 1,
             total: int(items.get(2)).max(0) as usize,
             members,
         })
@@ -463,6 +499,7 @@ impl Adapter for RedisAdapter {
                 Ok(Joined {
                     occupied: cluster.occupied,
                     member_added: cluster.member_added,
+                    member_resumed: cluster.member_resumed,
                     subscription_count: cluster.total,
                 })
             }
@@ -746,4 +783,20 @@ impl Adapter for RedisAdapter {
 /// Whether a channel's state is tracked in Redis (Herald's internal channels stay local).
 fn tracked(channel: &ChannelName) -> bool {
     channel.kind() != ChannelKind::Internal
+}
+
+#[async_trait]
+impl LeaveArbiter for RedisAdapter {
+    /// A pending leave stands unless a join on any node took its marker away.
+    async fn confirm_leave(&self, app_id: &AppId, channel: &str, user_id: Option<&str>) -> bool {
+        let Ok(keys) = self.keys(app_id) else {
+            return true;
+        };
+        let marker: Result<Option<String>, _> = redis::cmd("GETDEL")
+            .arg(keys.grace(channel, user_id))
+            .query_async(&mut self.connection())
+            .await;
+        // When Redis cannot tell, report the leave: a duplicate beats a lost event.
+        marker.map_or(true, |marker| marker.is_some())
+    }
 }

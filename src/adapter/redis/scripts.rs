@@ -50,6 +50,14 @@ impl AppKeys {
     pub fn user_nodes(&self) -> String {
         format!("{}un", self.base)
     }
+    /// Set while a channel's vacate (no `user`) or a member's removal (with `user`) waits out the
+    /// webhook grace window, so a return on any node cancels it.
+    pub fn grace(&self, channel: &str, user: Option<&str>) -> String {
+        match user {
+            Some(user) => format!("{}grace:{channel}\n{user}", self.base),
+            None => format!("{}grace:{channel}", self.base),
+        }
+    }
     pub fn cache(&self, channel: &str) -> String {
         format!("{}cache:{channel}", self.base)
     }
@@ -62,9 +70,10 @@ impl AppKeys {
     }
 }
 
-/// KEYS: channels, subscriptions, node, presence_users, presence_info, presence_nodes.
-/// ARGV: node, channel, is_presence, user, user_info, max_members.
-/// Returns {occupied, member_added, total, {user, info, …}} or {-1} when the presence channel is full.
+/// KEYS: channels, subscriptions, node, presence_users, presence_info, presence_nodes, channel grace,
+/// member grace. ARGV: node, channel, is_presence, user, user_info, max_members.
+/// Returns {occupied, member_added, total, {user, info, …}, member_resumed} or {-1} when the presence
+/// channel is full. A join that ends a pending vacate (or removal) reports occupied 0 (resumed 1).
 pub(super) fn join() -> Script {
     Script::new(
         r#"
@@ -87,13 +96,15 @@ redis.call('HINCRBY', KEYS[2], ARGV[1], 1)
 redis.call('SADD', KEYS[1], ARGV[2])
 redis.call('SADD', KEYS[3], ARGV[2])
 local occupied = 0
-if total == 0 then occupied = 1 end
-return {occupied, member_added, total + 1, members}
+if total == 0 and redis.call('DEL', KEYS[7]) == 0 then occupied = 1 end
+local resumed = 0
+if member_added == 1 and redis.call('DEL', KEYS[8]) == 1 then resumed = 1 end
+return {occupied, member_added, total + 1, members, resumed}
 "#,
     )
 }
 
-/// KEYS: as `join`. ARGV: node, channel, is_presence, user.
+/// KEYS: as `join`. ARGV: node, channel, is_presence, user, grace key lifetime in ms (0: no grace).
 /// Returns {vacated, member_removed, total}; total is -1 when this node had no such subscription.
 pub(super) fn leave() -> Script {
     Script::new(
@@ -125,6 +136,10 @@ if ARGV[3] == '1' then
       member_removed = 1
     end
   end
+end
+if tonumber(ARGV[5]) > 0 then
+  if vacated == 1 then redis.call('SET', KEYS[7], '1', 'PX', ARGV[5]) end
+  if member_removed == 1 then redis.call('SET', KEYS[8], '1', 'PX', ARGV[5]) end
 end
 return {vacated, member_removed, total}
 "#,
