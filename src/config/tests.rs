@@ -276,3 +276,42 @@ fn the_redis_adapter_needs_a_url_and_sane_timing() {
         assert!(message.contains(named), "{toml:?}: {message}");
     }
 }
+
+/// `KEY: value` pairs of HERALD__ variables written in a deployment file (YAML `name: value` or
+/// `- name: …` / `value: …` pairs).
+fn deployment_environment(path: &str) -> Vec<(String, String)> {
+    let text = std::fs::read_to_string(format!("{}/{path}", env!("CARGO_MANIFEST_DIR"))).unwrap();
+    let mut pairs = Vec::new();
+    let mut pending_name: Option<String> = None;
+    for line in text.lines().map(str::trim) {
+        let line = line.trim_start_matches("- ");
+        let Some((key, value)) = line.split_once(':') else { continue };
+        let value = value.trim().trim_matches('"').to_owned();
+        if key.starts_with("HERALD__") {
+            pairs.push((key.to_owned(), value));
+        } else if key == "name" && value.starts_with("HERALD__") {
+            pending_name = Some(value);
+        } else if key == "value" && let Some(name) = pending_name.take() {
+            pairs.push((name, value));
+        }
+    }
+    assert!(!pairs.is_empty(), "{path} sets no HERALD__ variables");
+    pairs
+}
+
+#[test]
+fn the_deployment_files_configure_a_valid_cluster() {
+    let offers = tempfile::tempdir().unwrap();
+    for path in ["deploy/docker-compose.yml", "deploy/kubernetes/herald.yaml"] {
+        let env = deployment_environment(path).into_iter().map(|(key, value)| {
+            if key == "HERALD__STATIC__DIR" {
+                (key, offers.path().to_str().unwrap().to_owned())
+            } else {
+                (key, value)
+            }
+        });
+        let config = Config::load_from(None, env).unwrap_or_else(|e| panic!("{path}: {e}"));
+        assert!(matches!(config.adapter, AdapterConfig::Redis(_)), "{path} runs a cluster");
+        assert!(!config.dev_credentials, "{path} configures an app");
+    }
+}
