@@ -655,3 +655,66 @@ async fn a_repeated_idempotency_key_is_acknowledged_without_publishing_again() {
         400
     );
 }
+
+#[actix_rt::test]
+async fn apex_fixture_requests_with_a_wrong_signature_or_a_stale_timestamp_are_refused() {
+    let fixtures: Value =
+        serde_json::from_str(include_str!("../fixtures/apex-pusher-rest-vectors.json")).unwrap();
+    let legacy = fixtures["vectors"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|v| v["endpoint_style"] == "legacy_channel_events")
+        .unwrap()
+        .clone();
+    let app = format!(
+        "[apps.424242]\nkey = {}\nsecret = {}\n",
+        legacy["key"], legacy["secret"]
+    );
+    let path = legacy["path"].as_str().unwrap();
+    let query = legacy["query_sent"].as_str().unwrap();
+    let body = legacy["body"].as_str().unwrap().as_bytes();
+
+    // The recorded timestamp (2023) is far outside the normal ±600 s window: 401 "Timestamp expired".
+    let server = spawn_server(herald::config::Config::from_toml(&app).unwrap());
+    let rest = Rest::new(server.http_url(""), "", "", "");
+    let stale = rest
+        .send_raw("POST", &format!("{path}?{query}"), body)
+        .await;
+    assert_eq!(stale.status, 401);
+    assert!(
+        stale.body.starts_with("Timestamp expired"),
+        "{}",
+        stale.body
+    );
+
+    // Within a wide window, a tampered signature, body or channel is still refused.
+    let server = spawn_server(
+        herald::config::Config::from_toml(&format!(
+            "[server]\ntimestamp_window = \"100000days\"\n{app}"
+        ))
+        .unwrap(),
+    );
+    let rest = Rest::new(server.http_url(""), "", "", "");
+    let signature = legacy["auth_signature"].as_str().unwrap();
+    let wrong_signature = query.replace(signature, &"0".repeat(64));
+    let tampered_body = String::from_utf8_lossy(body).replace("OFF-000123", "OFF-999999");
+    let cases: [(String, &[u8]); 3] = [
+        (format!("{path}?{wrong_signature}"), body),
+        (format!("{path}?{query}"), tampered_body.as_bytes()),
+        (
+            format!("{}?{query}", path.replace("test_channel", "other_channel")),
+            body,
+        ),
+    ];
+    for (url, body) in cases {
+        let response = rest.send_raw("POST", &url, body).await;
+        assert_eq!(response.status, 401, "{url}: {}", response.body);
+    }
+    assert_eq!(
+        rest.send_raw("POST", &format!("{path}?{query}"), body)
+            .await
+            .status,
+        202
+    );
+}
