@@ -285,13 +285,17 @@ fn deployment_environment(path: &str) -> Vec<(String, String)> {
     let mut pending_name: Option<String> = None;
     for line in text.lines().map(str::trim) {
         let line = line.trim_start_matches("- ");
-        let Some((key, value)) = line.split_once(':') else { continue };
+        let Some((key, value)) = line.split_once(':') else {
+            continue;
+        };
         let value = value.trim().trim_matches('"').to_owned();
         if key.starts_with("HERALD__") {
             pairs.push((key.to_owned(), value));
         } else if key == "name" && value.starts_with("HERALD__") {
             pending_name = Some(value);
-        } else if key == "value" && let Some(name) = pending_name.take() {
+        } else if key == "value"
+            && let Some(name) = pending_name.take()
+        {
             pairs.push((name, value));
         }
     }
@@ -303,15 +307,20 @@ fn deployment_environment(path: &str) -> Vec<(String, String)> {
 fn the_deployment_files_configure_a_valid_cluster() {
     let offers = tempfile::tempdir().unwrap();
     for path in ["deploy/docker-compose.yml", "deploy/kubernetes/herald.yaml"] {
-        let env = deployment_environment(path).into_iter().map(|(key, value)| {
-            if key == "HERALD__STATIC__DIR" {
-                (key, offers.path().to_str().unwrap().to_owned())
-            } else {
-                (key, value)
-            }
-        });
+        let env = deployment_environment(path)
+            .into_iter()
+            .map(|(key, value)| {
+                if key == "HERALD__STATIC__DIR" {
+                    (key, offers.path().to_str().unwrap().to_owned())
+                } else {
+                    (key, value)
+                }
+            });
         let config = Config::load_from(None, env).unwrap_or_else(|e| panic!("{path}: {e}"));
-        assert!(matches!(config.adapter, AdapterConfig::Redis(_)), "{path} runs a cluster");
+        assert!(
+            matches!(config.adapter, AdapterConfig::Redis(_)),
+            "{path} runs a cluster"
+        );
         assert!(!config.dev_credentials, "{path} configures an app");
     }
 }
