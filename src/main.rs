@@ -31,9 +31,8 @@ fn main() -> anyhow::Result<()> {
              anyone who knows these can publish, so configure your own apps before going to production"
         );
     }
-    let address = (config.server.host, config.server.port);
-    let listener = TcpListener::bind(address)
-        .with_context(|| format!("cannot listen on {}:{}", address.0, address.1))?;
+    let address = std::net::SocketAddr::from((config.server.host, config.server.port));
+    let listener = listen(address).with_context(|| format!("cannot listen on {address}"))?;
     tracing::info!(
         address = %listener.local_addr()?,
         apps = config.apps.len(),
@@ -47,6 +46,17 @@ fn main() -> anyhow::Result<()> {
     })?;
     tracing::info!("stopped");
     Ok(())
+}
+
+/// Binds with a deep accept backlog: the default of 128 drops connection attempts when thousands of
+/// clients reconnect at once (after a restart, say), which costs each of them a one-second retry.
+fn listen(address: std::net::SocketAddr) -> std::io::Result<TcpListener> {
+    use socket2::{Domain, Socket, Type};
+    let socket = Socket::new(Domain::for_address(address), Type::STREAM, None)?;
+    socket.set_reuse_address(true)?;
+    socket.bind(&address.into())?;
+    socket.listen(4096)?;
+    Ok(socket.into())
 }
 
 /// Cancels `shutdown` on SIGINT or SIGTERM.

@@ -9,7 +9,9 @@ use std::{
     time::{Duration, Instant},
 };
 
-use actix_web::{App as ActixApp, HttpResponse, HttpServer, web};
+use actix_http::HttpService;
+use actix_service::{fn_factory, fn_service, map_config};
+use actix_web::{App as ActixApp, HttpResponse, dev::AppConfig, web};
 use tokio_util::{sync::CancellationToken, task::TaskTracker};
 
 use crate::{
@@ -136,9 +138,8 @@ pub async fn run(
     let max_request_bytes = server_config.max_request_bytes;
     let factory_readiness = readiness.clone();
     let static_files = config.static_files.clone();
-    let mut server = HttpServer::new(move || {
+    let web_app = move || {
         let mut app = ActixApp::new()
-            .app_data(ws_context.clone())
             .app_data(api_context.clone())
             .app_data(factory_readiness.clone())
             .app_data(web::PayloadConfig::new(max_request_bytes))
@@ -149,16 +150,34 @@ pub async fn run(
             // Registered before the API scope, which would otherwise claim every path under an empty prefix.
             app = app.configure(http::page::configure(settings));
         }
-        app.service(
-            web::scope(&prefix)
-                .configure(ws::configure)
-                .configure(http::configure),
-        )
-        .default_service(web::to(ws::refuse_path))
-    })
-    .disable_signals()
-    .shutdown_timeout(server_config.shutdown_timeout.as_secs().max(1))
-    .listen(listener)?;
+        app.service(web::scope(&prefix).configure(http::configure))
+            .default_service(web::to(not_found))
+    };
+    let sockets = ws_context.into_inner();
+    let mut server = actix_server::Server::build()
+        .disable_signals()
+        .shutdown_timeout(server_config.shutdown_timeout.as_secs().max(1))
+        .listen("herald", listener, move || {
+            let sockets = sockets.clone();
+            // WebSocket upgrades go to `ws`, on the raw stream; every other request to the web app.
+            let upgrade = fn_factory(move || {
+                let sockets = sockets.clone();
+                async move {
+                    Ok::<_, ()>(fn_service(move |(request, framed)| {
+                        let sockets = sockets.clone();
+                        async move {
+                            ws::upgrade(sockets, request, framed)
+                                .await
+                                .map_err(actix_web::Error::from)
+                        }
+                    }))
+                }
+            });
+            HttpService::build()
+                .upgrade(upgrade)
+                .h1(map_config(web_app(), |_| AppConfig::default()))
+                .tcp()
+        })?;
     if server_config.workers > 0 {
         server = server.workers(server_config.workers);
     }
@@ -228,6 +247,12 @@ fn start_webhooks(
         wake.clone(),
     );
     Ok((webhooks, Some(Outbox { store, wake })))
+}
+
+async fn not_found() -> HttpResponse {
+    HttpResponse::NotFound()
+        .content_type("text/plain; charset=utf-8")
+        .body("Not found\n")
 }
 
 async fn sweep(registry: Arc<Registry>) {

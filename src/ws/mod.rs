@@ -1,14 +1,19 @@
-//! The WebSocket side: `/app/{key}` upgrades, the connection-time checks of spec §2.2 in their order,
-//! and one session task per socket.
+//! The WebSocket side: every HTTP upgrade request lands here, not in the web app. After the handshake
+//! the connection-time checks of spec §2.2 run in their order, then one session serves the socket on the
+//! raw stream (see `transport`).
 
 mod client_event;
 mod session;
 mod signin;
 mod subscribe;
+mod transport;
 
 use std::sync::Arc;
 
-use actix_web::{HttpRequest, HttpResponse, web};
+use actix_codec::{Framed, FramedParts};
+use actix_http::{Request, Response, body::BodySize, h1};
+use actix_web::rt::net::TcpStream;
+use futures_util::SinkExt;
 use tokio_util::{sync::CancellationToken, task::TaskTracker};
 
 use crate::{
@@ -19,6 +24,7 @@ use crate::{
     protocol::SocketError,
     webhooks::Webhooks,
 };
+use transport::Transport;
 
 /// Protocol versions served: 7 is pusher-js's; 5 and 6 are still used by older mobile clients.
 const PROTOCOLS: std::ops::RangeInclusive<u32> = 4..=7;
@@ -36,21 +42,37 @@ pub struct WsContext {
     pub metrics: Arc<Metrics>,
 }
 
-/// Registers `/app/{key}` under the configured prefix. Other upgrade paths are refused with 4005
-/// by `refuse_path`, which the server installs as its default service.
-pub fn configure(config: &mut web::ServiceConfig) {
-    config.route("/app/{key}", web::get().to(connect));
-}
-
-/// `GET /app/{key}`: check, upgrade, and start a session or refuse with the right close code.
-async fn connect(
-    request: HttpRequest,
-    body: web::Payload,
-    key: web::Path<String>,
-    context: web::Data<WsContext>,
-) -> actix_web::Result<HttpResponse> {
-    let admitted = admit(&context, &key, request.query_string());
-    let (response, ws, stream) = actix_ws::handle(&request, body)?;
+/// Serves one upgrade request: the WebSocket handshake, then a session or a refusal with the right
+/// close code. Requests that are not WebSocket handshakes get the HTTP error actix-http picks.
+pub async fn upgrade(
+    context: Arc<WsContext>,
+    request: Request,
+    mut framed: Framed<TcpStream, h1::Codec>,
+) -> std::io::Result<()> {
+    let response = match actix_http::ws::handshake(request.head()) {
+        Ok(mut response) => response.finish().drop_body(),
+        Err(error) => {
+            let response: Response<_> = error.into();
+            return framed
+                .send(h1::Message::Item((
+                    response.drop_body(),
+                    BodySize::Sized(0),
+                )))
+                .await;
+        }
+    };
+    framed
+        .send(h1::Message::Item((response, BodySize::None)))
+        .await?;
+    // Keep only the stream: the HTTP layer's buffers, codec and request are dropped here, not held
+    // for the life of the socket.
+    let FramedParts { io, read_buf, .. } = framed.into_parts();
+    let transport = Transport::new(io, read_buf, context.config.max_frame_bytes);
+    let admitted = app_key(&context.config.path_prefix, request.path())
+        .ok_or(SocketError::PathNotFound)
+        .and_then(|key| admit(&context, key, request.uri().query().unwrap_or_default()));
+    let path = request.path().to_owned();
+    drop(request);
     let registry = context.adapter.registry();
     let conn = admitted.and_then(|app| {
         registry.connect(
@@ -59,37 +81,26 @@ async fn connect(
             context.config.outbound_queue_bytes,
         )
     });
+    // The socket gets a task of its own, so the HTTP layer's per-connection state (several KB) is freed
+    // now rather than held for the socket's life; shutdown waits for it through `sessions`.
     match conn {
         Ok(conn) => {
-            let context = context.into_inner();
             let sessions = context.sessions.clone();
-            let task = session::Session::new(context, conn, ws).run(stream);
-            actix_web::rt::spawn(sessions.track_future(task));
+            let session = session::Session::new(context, conn, transport);
+            actix_web::rt::spawn(sessions.track_future(session.run()));
         }
         Err(error) => {
-            tracing::debug!(key = %key, %error, "refusing socket");
-            actix_web::rt::spawn(session::refuse(ws, error));
+            tracing::debug!(%path, %error, "refusing socket");
+            actix_web::rt::spawn(session::refuse(transport, error));
         }
     }
-    Ok(response)
+    Ok(())
 }
 
-/// Upgrades any other WebSocket request and closes it with 4005; plain HTTP gets 404.
-pub async fn refuse_path(
-    request: HttpRequest,
-    body: web::Payload,
-) -> actix_web::Result<HttpResponse> {
-    let is_upgrade = request
-        .headers()
-        .get(actix_web::http::header::UPGRADE)
-        .and_then(|value| value.to_str().ok())
-        .is_some_and(|value| value.eq_ignore_ascii_case("websocket"));
-    if !is_upgrade {
-        return Ok(HttpResponse::NotFound().body("Not found"));
-    }
-    let (response, ws, _stream) = actix_ws::handle(&request, body)?;
-    actix_web::rt::spawn(session::refuse(ws, SocketError::PathNotFound));
-    Ok(response)
+/// The key in `{prefix}/app/{key}`, the only WebSocket path (spec §2.1).
+fn app_key<'a>(prefix: &str, path: &'a str) -> Option<&'a str> {
+    let key = path.strip_prefix(prefix)?.strip_prefix("/app/")?;
+    (!key.is_empty() && !key.contains('/')).then_some(key)
 }
 
 /// The checks of spec §2.2 that need no state: app key, enabled, protocol version.
@@ -112,4 +123,30 @@ fn admit(context: &WsContext, key: &str, query: &str) -> Result<Arc<App>, Socket
         return Err(SocketError::UnsupportedProtocol(version));
     }
     Ok(app.clone())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::app_key;
+
+    #[test]
+    fn only_app_paths_carry_a_key() {
+        assert_eq!(app_key("", "/app/k"), Some("k"));
+        assert_eq!(app_key("/ws", "/ws/app/k"), Some("k"));
+        for path in [
+            "/app/",
+            "/app",
+            "/apps/k",
+            "/app/k/extra",
+            "/socket",
+            "/ws/app/k",
+        ] {
+            assert_eq!(
+                app_key("", path).filter(|_| !path.starts_with("/ws")),
+                None,
+                "{path}"
+            );
+        }
+        assert_eq!(app_key("/ws", "/app/k"), None);
+    }
 }

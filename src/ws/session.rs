@@ -1,5 +1,6 @@
 //! One socket's session: a single `select!` loop over client frames, queued outbound frames,
 //! the activity timer, the authorization deadline and shutdown. Every failure is answered by `reply_error`.
+//! Frames queued in the socket's outbox are written together, in one `write` call.
 
 use std::{
     collections::HashMap,
@@ -7,11 +8,13 @@ use std::{
     time::{Duration, Instant},
 };
 
-use actix_ws::{AggregatedMessage, CloseCode, CloseReason, MessageStream, ProtocolError};
 use bytestring::ByteString;
 use tokio::time::sleep_until;
 
-use super::WsContext;
+use super::{
+    WsContext,
+    transport::{Incoming, ReadOutcome, Transport},
+};
 use crate::{
     protocol::{
         ChannelName, ClientMessage, Reaction, SocketError, UserId,
@@ -67,7 +70,7 @@ impl RateLimiter {
 pub(super) struct Session {
     pub context: Arc<WsContext>,
     pub conn: ConnHandle,
-    ws: actix_ws::Session,
+    transport: Transport,
     /// Channels this socket joined, with the presence user id it joined as.
     pub subscriptions: HashMap<ChannelName, Option<UserId>>,
     pub signed_in: Option<SignedIn>,
@@ -78,13 +81,13 @@ pub(super) struct Session {
 }
 
 impl Session {
-    pub fn new(context: Arc<WsContext>, conn: ConnHandle, ws: actix_ws::Session) -> Session {
+    pub fn new(context: Arc<WsContext>, conn: ConnHandle, transport: Transport) -> Session {
         let now = Instant::now();
         let client_events = RateLimiter::new(now, conn.app.limits.client_events_per_second);
         Session {
             context,
             conn,
-            ws,
+            transport,
             subscriptions: HashMap::new(),
             signed_in: None,
             authorized: false,
@@ -109,12 +112,8 @@ impl Session {
         }
     }
 
-    pub async fn run(mut self, stream: MessageStream) {
+    pub async fn run(mut self) {
         let config = &self.context.config;
-        let mut stream = stream
-            .max_frame_size(config.max_frame_bytes)
-            .aggregate_continuations()
-            .max_continuation_size(config.max_frame_bytes);
         let activity_timeout = config.activity_timeout;
         let pong_timeout = config.pong_timeout;
         self.send(frames::connection_established(
@@ -131,10 +130,18 @@ impl Session {
         tokio::pin!(idle_timer);
         let authorize_timer = sleep_until(authorize_by.unwrap_or_else(far_future).into());
         tokio::pin!(authorize_timer);
+        // Once set, the socket ends at this time at the latest: it is closing, or stuck.
+        let hang_up = sleep_until(far_future().into());
+        tokio::pin!(hang_up);
+        // `closing`: the Close frame is queued; `hang_up_armed`: the connection ends at `hang_up`.
+        let mut closing = false;
+        let mut hang_up_armed = false;
         let mut awaiting_pong = false;
         let mut draining = false;
+        let mut incoming = Vec::new();
         let shutdown = self.context.shutdown.clone();
         loop {
+            let writing = self.transport.has_unwritten();
             let flow = tokio::select! {
                 biased;
                 () = shutdown.cancelled(), if !draining => {
@@ -142,14 +149,49 @@ impl Session {
                     self.conn.outbox.close(SocketError::ShuttingDown);
                     Flow::Continue
                 }
-                () = self.conn.outbox.ready() => self.flush().await,
-                message = stream.recv() => match message {
-                    Some(message) => {
+                () = self.conn.outbox.ready(), if !writing && !closing => {
+                    if self.write_queued() {
+                        closing = true;
+                        if !hang_up_armed {
+                            hang_up_armed = true;
+                            hang_up.as_mut().reset((Instant::now() + pong_timeout).into());
+                        }
+                    }
+                    self.flush()
+                }
+                // A close requested while the client reads nothing (a slow consumer): the queued
+                // bytes and the Close frame get as long as a ping would, then the connection is dropped.
+                () = self.conn.outbox.closing(), if writing && !hang_up_armed => {
+                    hang_up_armed = true;
+                    hang_up.as_mut().reset((Instant::now() + pong_timeout).into());
+                    Flow::Continue
+                }
+                ready = self.transport.writable(), if writing => match ready {
+                    Ok(()) => self.flush(),
+                    Err(_) => Flow::Stop,
+                },
+                ready = self.transport.readable() => match ready {
+                    Ok(()) => {
                         self.last_received = Instant::now();
                         awaiting_pong = false;
-                        self.on_frame(message).await
+                        let outcome = self.transport.read(&mut incoming);
+                        let mut flow = Flow::Continue;
+                        for message in incoming.drain(..) {
+                            if closing {
+                                continue;
+                            }
+                            // Boxed: handling a message needs far more state than waiting does, and an
+                            // idle socket should not carry that state (see docs/benchmarks.md).
+                            if let Flow::Stop = Box::pin(self.on_message(message)).await {
+                                flow = Flow::Stop;
+                            }
+                        }
+                        match (outcome, flow) {
+                            (ReadOutcome::Ended, _) | (_, Flow::Stop) => Flow::Stop,
+                            (ReadOutcome::Open, Flow::Continue) => self.flush(),
+                        }
                     }
-                    None => Flow::Stop,
+                    Err(_) => Flow::Stop,
                 },
                 () = &mut idle_timer => {
                     let now = Instant::now();
@@ -170,96 +212,82 @@ impl Session {
                     authorize_timer.as_mut().reset(far_future().into());
                     Flow::Continue
                 }
+                () = &mut hang_up, if hang_up_armed => Flow::Stop,
             };
             if let Flow::Stop = flow {
                 break;
             }
+            if closing && !self.transport.has_unwritten() {
+                // The Close frame is out: end our side of the stream.
+                self.transport.shutdown_write();
+                break;
+            }
         }
-        self.cleanup().await;
+        let transport = Box::pin(self.cleanup()).await;
+        // Keep reading (and discarding) until the client ends its side too, so that closing our
+        // socket early cannot reset the connection before the client has read the Close frame.
+        transport.linger(LINGER).await;
     }
 
-    /// Writes everything queued, then closes if a close was requested. A close requested while the
-    /// socket is not taking frames (a slow consumer) cuts the write short.
-    async fn flush(&mut self) -> Flow {
+    /// Encodes everything queued for the socket; returns true when that includes the Close frame.
+    fn write_queued(&mut self) -> bool {
         let batch = self.conn.outbox.take();
-        let ws = &mut self.ws;
-        let outbox = &self.conn.outbox;
-        let write_all = async {
-            for frame in batch.frames {
-                ws.text(frame).await?;
-            }
-            Ok::<(), actix_ws::Closed>(())
+        for frame in &batch.frames {
+            self.transport.queue_text(frame.as_bytes());
+        }
+        let Some(reason) = batch.close else {
+            return false;
         };
-        tokio::select! {
-            written = write_all => {
-                if written.is_err() {
-                    return Flow::Stop;
-                }
-            }
-            () = outbox.closing(), if batch.close.is_none() => {}
-        }
-        let close = batch.close.or_else(|| self.conn.outbox.take().close);
-        match close {
-            Some(reason) => {
-                self.close(reason).await;
-                Flow::Stop
-            }
-            None => Flow::Continue,
-        }
-    }
-
-    /// Sends `pusher:error` with the close code, then the Close frame (spec §2.2).
-    async fn close(&mut self, reason: SocketError) {
+        // `pusher:error` with the close code, then the Close frame with the same code (spec §2.2).
         let code = match reason.reaction() {
             Reaction::Close { code } => code,
             Reaction::Error { code } => code.unwrap_or(crate::protocol::codes::RECONNECT),
         };
         let message = reason.to_string();
         tracing::debug!(socket_id = %self.conn.socket_id, code, %message, "closing socket");
-        let ws = self.ws.clone();
-        let closing = async move {
-            let mut ws = ws;
-            ws.text(frames::error(Some(code), &message)).await?;
-            ws.close(Some(CloseReason {
-                code: CloseCode::Other(code),
-                description: Some(message),
-            }))
-            .await
-        };
-        let _ = tokio::time::timeout(self.context.config.pong_timeout, closing).await;
+        self.transport
+            .queue_text(frames::error(Some(code), &message).as_bytes());
+        self.transport.queue_close(code, &message);
+        true
     }
 
-    async fn on_frame(&mut self, message: Result<AggregatedMessage, ProtocolError>) -> Flow {
+    /// Writes what the kernel takes now; a failed write means the client is gone.
+    fn flush(&mut self) -> Flow {
+        match self.transport.flush() {
+            Ok(()) => Flow::Continue,
+            Err(_) => Flow::Stop,
+        }
+    }
+
+    async fn on_message(&mut self, message: Incoming) -> Flow {
         match message {
-            Ok(AggregatedMessage::Text(text)) => self.on_text(&text).await,
-            Ok(AggregatedMessage::Binary(bytes)) => match std::str::from_utf8(&bytes) {
+            Incoming::Text(bytes) | Incoming::Binary(bytes) => match std::str::from_utf8(&bytes) {
                 Ok(text) => self.on_text(text).await,
                 Err(_) => {
                     self.reply_error(SocketError::InvalidMessage(
-                        "binary frame is not UTF-8 JSON".into(),
+                        "frame is not UTF-8 JSON".into(),
                     ));
                     Flow::Continue
                 }
             },
-            Ok(AggregatedMessage::Ping(bytes)) => {
-                if self.ws.pong(&bytes).await.is_err() {
-                    return Flow::Stop;
-                }
+            Incoming::Ping(payload) => {
+                self.transport.queue_pong(&payload);
                 Flow::Continue
             }
-            Ok(AggregatedMessage::Pong(_)) => Flow::Continue,
-            Ok(AggregatedMessage::Close(reason)) => {
-                tracing::debug!(socket_id = %self.conn.socket_id, ?reason, "client closed");
-                let _ = self.ws.clone().close(None).await;
+            Incoming::Pong => Flow::Continue,
+            Incoming::Close => {
+                tracing::debug!(socket_id = %self.conn.socket_id, "client closed");
+                self.transport.queue_close(1000, "");
+                let _ = self.transport.flush();
                 Flow::Stop
             }
-            Err(ProtocolError::Overflow) => {
+            Incoming::TooLarge => {
                 self.reply_error(SocketError::FrameTooLarge {
                     limit: self.context.config.max_frame_bytes,
                 });
                 Flow::Continue
             }
-            Err(error) => {
+            Incoming::Invalid(error) => {
                 tracing::debug!(socket_id = %self.conn.socket_id, %error, "WebSocket protocol error");
                 Flow::Stop
             }
@@ -299,8 +327,8 @@ impl Session {
         Flow::Continue
     }
 
-    /// Runs every leave side effect once the socket is gone (spec §6.1).
-    async fn cleanup(mut self) {
+    /// Runs every leave side effect once the socket is gone (spec §6.1), handing back the stream.
+    async fn cleanup(mut self) -> Transport {
         let channels: Vec<ChannelName> = self.subscriptions.keys().cloned().collect();
         for channel in channels {
             self.leave(&channel).await;
@@ -312,6 +340,7 @@ impl Session {
             .adapter
             .registry()
             .disconnect(&self.conn.app.id, self.conn.socket_id);
+        self.transport
     }
 
     /// Tells watchers of this user that it went online or offline.
@@ -340,24 +369,36 @@ impl Session {
     }
 }
 
+/// How long a refused socket has to take its Close frame before it is dropped.
+const CLOSE_GRACE: Duration = Duration::from_secs(5);
+
+/// How long a closed socket waits for the client to end its side of the stream.
+const LINGER: Duration = Duration::from_secs(1);
+
 fn far_future() -> Instant {
     Instant::now() + Duration::from_secs(365 * 24 * 3600)
 }
 
 /// Refuses a socket that failed the connection checks: `pusher:error`, then Close with the same code.
-pub(super) async fn refuse(mut ws: actix_ws::Session, error: SocketError) {
+pub(super) async fn refuse(mut transport: Transport, error: SocketError) {
     let code = match error.reaction() {
         Reaction::Close { code } => code,
         Reaction::Error { code } => code.unwrap_or(crate::protocol::codes::PATH_NOT_FOUND),
     };
     let message = error.to_string();
-    if ws.text(frames::error(Some(code), &message)).await.is_err() {
-        return;
+    transport.queue_text(frames::error(Some(code), &message).as_bytes());
+    transport.queue_close(code, &message);
+    let written = async {
+        while transport.has_unwritten() {
+            transport.flush()?;
+            if transport.has_unwritten() {
+                transport.writable().await?;
+            }
+        }
+        Ok::<(), std::io::Error>(())
+    };
+    if tokio::time::timeout(CLOSE_GRACE, written).await.is_ok() {
+        transport.shutdown_write();
+        transport.linger(LINGER).await;
     }
-    let _ = ws
-        .close(Some(CloseReason {
-            code: CloseCode::Other(code),
-            description: Some(message),
-        }))
-        .await;
 }
