@@ -20,6 +20,7 @@ use crate::{
     config::{AdapterConfig, Config},
     http::{self, ApiContext, webhooks::Outbox},
     metrics::Metrics,
+    protocol::SocketError,
     registry::Registry,
     webhooks::{self, DeliveryStore, EmbeddedStore, LeaveArbiter, WebhookEvent, Webhooks},
     ws::{self, WsContext},
@@ -189,6 +190,9 @@ pub async fn run(
     tracing::info!("draining: closing sockets with 4200");
     readiness.draining.store(true, Ordering::Relaxed);
     handle.pause().await;
+    for conn in registry.all_connections() {
+        conn.outbox.close(SocketError::ShuttingDown);
+    }
     sessions.close();
     if tokio::time::timeout(server_config.shutdown_timeout, sessions.wait())
         .await

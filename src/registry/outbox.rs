@@ -1,10 +1,14 @@
 //! A connection's bounded outbound queue: frames wait here until the session writes them.
 //! Publishers only ever push and never wait; a socket whose queue overflows is closed (slow-consumer policy).
 
-use std::{collections::VecDeque, sync::Mutex};
+use std::{
+    collections::VecDeque,
+    future::poll_fn,
+    sync::Mutex,
+    task::{Poll, Waker},
+};
 
 use bytestring::ByteString;
-use tokio::sync::Notify;
 
 use crate::protocol::SocketError;
 
@@ -19,11 +23,10 @@ pub enum Pushed {
 }
 
 /// The bounded queue of one connection. Frames are shared bytes, so queueing one costs a reference count.
+/// The session's waker sits under the same lock as the frames, and is woken only when the queue goes
+/// from empty to not empty: a fan-out to a socket that already has frames waiting costs no wake-up.
 pub struct Outbox {
     state: Mutex<Queue>,
-    wake: Notify,
-    /// Signalled once a close is requested, so a session stuck writing to a stalled socket can give up.
-    closing: Notify,
     limit_bytes: usize,
 }
 
@@ -32,6 +35,8 @@ struct Queue {
     frames: VecDeque<ByteString>,
     bytes: usize,
     close: Option<SocketError>,
+    /// The session waiting for frames or a close.
+    waker: Option<Waker>,
 }
 
 /// Everything waiting for the session, taken in one go.
@@ -47,8 +52,6 @@ impl Outbox {
     pub fn new(limit_bytes: usize) -> Outbox {
         Outbox {
             state: Mutex::new(Queue::default()),
-            wake: Notify::new(),
-            closing: Notify::new(),
             limit_bytes,
         }
     }
@@ -70,15 +73,24 @@ impl Outbox {
             queue.frames.clear();
             queue.bytes = 0;
             queue.close = Some(SocketError::SlowConsumer);
+            let waker = queue.waker.take();
             drop(queue);
-            self.wake.notify_one();
-            self.closing.notify_one();
+            if let Some(waker) = waker {
+                waker.wake();
+            }
             return Pushed::Overflowed;
         }
         queue.bytes += frame.len();
         queue.frames.push_back(frame);
+        let waker = if queue.frames.len() == 1 {
+            queue.waker.take()
+        } else {
+            None
+        };
         drop(queue);
-        self.wake.notify_one();
+        if let Some(waker) = waker {
+            waker.wake();
+        }
         Pushed::Queued
     }
 
@@ -88,9 +100,11 @@ impl Outbox {
         if queue.close.is_none() {
             queue.close = Some(reason);
         }
+        let waker = queue.waker.take();
         drop(queue);
-        self.wake.notify_one();
-        self.closing.notify_one();
+        if let Some(waker) = waker {
+            waker.wake();
+        }
     }
 
     /// Takes everything queued so far.
@@ -103,14 +117,30 @@ impl Outbox {
         }
     }
 
-    /// Resolves once something was pushed since the last `take` (or a close was requested).
+    /// Resolves once frames are queued or a close was requested.
     pub async fn ready(&self) {
-        self.wake.notified().await;
+        self.wait(|queue| !queue.frames.is_empty() || queue.close.is_some())
+            .await;
     }
 
     /// Resolves once a close has been requested.
     pub async fn closing(&self) {
-        self.closing.notified().await;
+        self.wait(|queue| queue.close.is_some()).await;
+    }
+
+    async fn wait(&self, done: impl Fn(&Queue) -> bool) {
+        poll_fn(|cx| {
+            let mut queue = self.queue();
+            if done(&queue) {
+                return Poll::Ready(());
+            }
+            match &queue.waker {
+                Some(waker) if waker.will_wake(cx.waker()) => {}
+                _ => queue.waker = Some(cx.waker().clone()),
+            }
+            Poll::Pending
+        })
+        .await;
     }
 }
 

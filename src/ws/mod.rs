@@ -34,7 +34,8 @@ pub struct WsContext {
     pub apps: Apps,
     pub adapter: Arc<dyn Adapter>,
     pub config: ServerConfig,
-    /// Cancelled when the server drains; sessions then close with 4200.
+    /// Cancelled when the server drains: new sockets are then refused with 4200 (open ones are closed
+    /// through their outboxes).
     pub shutdown: CancellationToken,
     /// Tracks session tasks so shutdown can wait for them.
     pub sessions: TaskTracker,
@@ -80,6 +81,14 @@ pub async fn upgrade(
             context.config.max_connections,
             context.config.outbound_queue_bytes,
         )
+    });
+    // Checked after registering, so a socket is either closed by the drain or refused here.
+    let conn = conn.and_then(|conn| {
+        if context.shutdown.is_cancelled() {
+            registry.disconnect(&conn.app.id, conn.socket_id);
+            return Err(SocketError::ShuttingDown);
+        }
+        Ok(conn)
     });
     // The socket gets a task of its own, so the HTTP layer's per-connection state (several KB) is freed
     // now rather than held for the socket's life; shutdown waits for it through `sessions`.

@@ -137,18 +137,11 @@ impl Session {
         let mut closing = false;
         let mut hang_up_armed = false;
         let mut awaiting_pong = false;
-        let mut draining = false;
         let mut incoming = Vec::new();
-        let shutdown = self.context.shutdown.clone();
         loop {
             let writing = self.transport.has_unwritten();
             let flow = tokio::select! {
                 biased;
-                () = shutdown.cancelled(), if !draining => {
-                    draining = true;
-                    self.conn.outbox.close(SocketError::ShuttingDown);
-                    Flow::Continue
-                }
                 () = self.conn.outbox.ready(), if !writing && !closing => {
                     if self.write_queued() {
                         closing = true;
