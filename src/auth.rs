@@ -135,42 +135,53 @@ pub type Query = BTreeMap<String, String>;
 
 /// Decodes a query string the way the canonical string needs it; `plus_is_space` picks form decoding of `+`.
 pub fn decode_query(raw: &str, plus_is_space: bool) -> Query {
+    // Form decoding reads '+' as a space; encoding it first keeps it literal.
+    let literal;
+    let raw = if plus_is_space || !raw.contains('+') {
+        raw
+    } else {
+        literal = raw.replace('+', "%2B");
+        &literal
+    };
     let mut query = Query::new();
-    for pair in raw.split('&').filter(|pair| !pair.is_empty()) {
-        let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
-        let key = percent_decode(key, plus_is_space).to_lowercase();
-        let value = percent_decode(value, plus_is_space);
+    for (key, value) in form_urlencoded::parse(raw.as_bytes()) {
+        let key = if key.bytes().any(|b| b.is_ascii_uppercase()) {
+            key.to_lowercase()
+        } else {
+            key.into_owned()
+        };
         query
             .entry(key)
             .and_modify(|joined: &mut String| {
                 joined.push(',');
                 joined.push_str(&value);
             })
-            .or_insert(value);
+            .or_insert_with(|| value.into_owned());
     }
     query
 }
 
-fn percent_decode(text: &str, plus_is_space: bool) -> String {
-    if plus_is_space {
-        form_urlencoded::parse(format!("x={text}").as_bytes())
-            .next()
-            .map(|(_, value)| value.into_owned())
-            .unwrap_or_default()
-    } else {
-        // Encode '+' first so form decoding keeps it literal.
-        percent_decode(&text.replace('+', "%2B"), true)
-    }
-}
-
 /// `METHOD\nPATH\nkey=value&…` over every parameter but `auth_signature`, sorted by key.
 pub fn rest_string_to_sign(method: &str, path: &str, query: &Query) -> String {
-    let canonical: Vec<String> = query
+    let mut signed = String::with_capacity(method.len() + path.len() + 160);
+    signed.push_str(method);
+    signed.push('\n');
+    signed.push_str(path);
+    signed.push('\n');
+    let mut first = true;
+    for (key, value) in query
         .iter()
         .filter(|(key, _)| key.as_str() != "auth_signature")
-        .map(|(key, value)| format!("{key}={value}"))
-        .collect();
-    format!("{method}\n{path}\n{}", canonical.join("&"))
+    {
+        if !first {
+            signed.push('&');
+        }
+        first = false;
+        signed.push_str(key);
+        signed.push('=');
+        signed.push_str(value);
+    }
+    signed
 }
 
 /// Verifies a REST request's signature for one app (spec §9.2) and returns its decoded query.

@@ -117,6 +117,11 @@ fn validate_name(app: &App, name: Option<String>) -> Result<String, ApiError> {
 /// `data` must be a string; any other JSON value is published as its compact JSON text (spec §9.3).
 fn validate_data(app: &App, data: Option<Box<RawValue>>) -> Result<String, ApiError> {
     let raw = data.ok_or_else(|| ApiError::bad_request("Missing data"))?;
+    // The usual case, a JSON string, is read straight into a String.
+    if let Ok(text) = serde_json::from_str::<String>(raw.get()) {
+        check_data_size(app, &text)?;
+        return Ok(text);
+    }
     let text = match serde_json::from_str::<Value>(raw.get()) {
         Ok(Value::String(text)) => text,
         Ok(other) => other.to_string(),
@@ -319,6 +324,11 @@ pub(super) async fn channel_info(
     Ok(attributes)
 }
 
+/// The `{}` body of a successful publish, without serializing anything.
+fn empty(mut response: actix_web::HttpResponseBuilder) -> HttpResponse {
+    response.content_type("application/json").body("{}")
+}
+
 /// `POST /apps/{app_id}/events`.
 pub async fn trigger(
     request: HttpRequest,
@@ -333,7 +343,7 @@ pub async fn trigger(
     let event = validate_event(&app, raw, app.limits.max_channels_per_event)?;
     publish_once(&context, &app, key, std::slice::from_ref(&event)).await?;
     if !event.info.requested() {
-        return Ok(HttpResponse::Ok().json(json!({})));
+        return Ok(empty(HttpResponse::Ok()));
     }
     let mut channels = Map::new();
     for channel in &event.channels {
@@ -383,7 +393,7 @@ pub async fn trigger_batch(
     }
     publish_once(&context, &app, key, &events).await?;
     if !events.iter().any(|event| event.info.requested()) {
-        return Ok(HttpResponse::Ok().json(json!({})));
+        return Ok(empty(HttpResponse::Ok()));
     }
     let mut results = Vec::with_capacity(events.len());
     for event in &events {
@@ -431,5 +441,5 @@ pub async fn trigger_legacy(
         info: Info::default(),
     };
     publish_once(&context, &app, key, std::slice::from_ref(&event)).await?;
-    Ok(HttpResponse::Accepted().json(json!({})))
+    Ok(empty(HttpResponse::Accepted()))
 }

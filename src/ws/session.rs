@@ -13,7 +13,7 @@ use tokio::time::sleep_until;
 
 use super::{
     WsContext,
-    transport::{Incoming, ReadOutcome, Transport},
+    transport::{self, Incoming, ReadOutcome, Transport},
 };
 use crate::{
     protocol::{
@@ -143,14 +143,15 @@ impl Session {
             let flow = tokio::select! {
                 biased;
                 () = self.conn.outbox.ready(), if !writing && !closing => {
-                    if self.write_queued() {
+                    let (close_sent, flow) = self.write_queued();
+                    if close_sent {
                         closing = true;
                         if !hang_up_armed {
                             hang_up_armed = true;
                             hang_up.as_mut().reset((Instant::now() + pong_timeout).into());
                         }
                     }
-                    self.flush()
+                    flow
                 }
                 // A close requested while the client reads nothing (a slow consumer): the queued
                 // bytes and the Close frame get as long as a ping would, then the connection is dropped.
@@ -181,7 +182,7 @@ impl Session {
                         }
                         match (outcome, flow) {
                             (ReadOutcome::Ended, _) | (_, Flow::Stop) => Flow::Stop,
-                            (ReadOutcome::Open, Flow::Continue) => self.flush(),
+                            (ReadOutcome::Open, Flow::Continue) => Flow::Continue,
                         }
                     }
                     Err(_) => Flow::Stop,
@@ -222,26 +223,37 @@ impl Session {
         transport.linger(LINGER).await;
     }
 
-    /// Encodes everything queued for the socket; returns true when that includes the Close frame.
-    fn write_queued(&mut self) -> bool {
+    /// Writes everything queued for the socket at once; returns true when that includes the Close frame.
+    fn write_queued(&mut self) -> (bool, Flow) {
         let batch = self.conn.outbox.take();
-        for frame in &batch.frames {
-            self.transport.queue_text(frame.as_bytes());
-        }
-        let Some(reason) = batch.close else {
-            return false;
-        };
         // `pusher:error` with the close code, then the Close frame with the same code (spec §2.2).
-        let code = match reason.reaction() {
-            Reaction::Close { code } => code,
-            Reaction::Error { code } => code.unwrap_or(crate::protocol::codes::RECONNECT),
-        };
-        let message = reason.to_string();
-        tracing::debug!(socket_id = %self.conn.socket_id, code, %message, "closing socket");
-        self.transport
-            .queue_text(frames::error(Some(code), &message).as_bytes());
-        self.transport.queue_close(code, &message);
-        true
+        let close = batch.close.map(|reason| {
+            let code = match reason.reaction() {
+                Reaction::Close { code } => code,
+                Reaction::Error { code } => code.unwrap_or(crate::protocol::codes::RECONNECT),
+            };
+            let message = reason.to_string();
+            tracing::debug!(socket_id = %self.conn.socket_id, code, %message, "closing socket");
+            (code, frames::error(Some(code), &message), message)
+        });
+        let closing = close.is_some();
+        let sent = self.transport.send(|dst| {
+            for frame in &batch.frames {
+                transport::text(dst, frame.as_bytes());
+            }
+            if let Some((code, error, message)) = &close {
+                transport::text(dst, error.as_bytes());
+                transport::close(dst, *code, message);
+            }
+        });
+        (
+            closing,
+            if sent.is_ok() {
+                Flow::Continue
+            } else {
+                Flow::Stop
+            },
+        )
     }
 
     /// Writes what the kernel takes now; a failed write means the client is gone.
@@ -264,14 +276,15 @@ impl Session {
                 }
             },
             Incoming::Ping(payload) => {
-                self.transport.queue_pong(&payload);
-                Flow::Continue
+                match self.transport.send(|dst| transport::pong(dst, &payload)) {
+                    Ok(()) => Flow::Continue,
+                    Err(_) => Flow::Stop,
+                }
             }
             Incoming::Pong => Flow::Continue,
             Incoming::Close => {
                 tracing::debug!(socket_id = %self.conn.socket_id, "client closed");
-                self.transport.queue_close(1000, "");
-                let _ = self.transport.flush();
+                let _ = self.transport.send(|dst| transport::close(dst, 1000, ""));
                 Flow::Stop
             }
             Incoming::TooLarge => {
@@ -379,14 +392,15 @@ pub(super) async fn refuse(mut transport: Transport, error: SocketError) {
         Reaction::Error { code } => code.unwrap_or(crate::protocol::codes::PATH_NOT_FOUND),
     };
     let message = error.to_string();
-    transport.queue_text(frames::error(Some(code), &message).as_bytes());
-    transport.queue_close(code, &message);
+    let error_frame = frames::error(Some(code), &message);
     let written = async {
+        transport.send(|dst| {
+            transport::text(dst, error_frame.as_bytes());
+            transport::close(dst, code, &message);
+        })?;
         while transport.has_unwritten() {
+            transport.writable().await?;
             transport.flush()?;
-            if transport.has_unwritten() {
-                transport.writable().await?;
-            }
         }
         Ok::<(), std::io::Error>(())
     };

@@ -11,6 +11,37 @@ use bytes::{Bytes, BytesMut};
 /// Room reserved for a read; a socket's buffer exists only while it holds a partial frame.
 const READ_CHUNK: usize = 4096;
 
+/// Capacity the per-thread write buffer keeps between uses.
+const SCRATCH_KEEP: usize = 64 * 1024;
+
+thread_local! {
+    /// Where a batch of frames is encoded before its one `write`; reused by every socket of the thread.
+    static SCRATCH: std::cell::RefCell<BytesMut> = std::cell::RefCell::new(BytesMut::with_capacity(SCRATCH_KEEP));
+}
+
+/// Appends a text frame.
+pub(super) fn text(dst: &mut BytesMut, payload: &[u8]) {
+    Parser::write_message(dst, payload, OpCode::Text, true, false);
+}
+
+/// Appends a Pong frame answering a Ping.
+pub(super) fn pong(dst: &mut BytesMut, payload: &[u8]) {
+    Parser::write_message(dst, payload, OpCode::Pong, true, false);
+}
+
+/// Appends a Close frame with `code` and `reason` (cut to fit a control frame).
+pub(super) fn close(dst: &mut BytesMut, code: u16, reason: &str) {
+    let mut end = reason.len().min(123);
+    while !reason.is_char_boundary(end) {
+        end -= 1;
+    }
+    let reason = CloseReason {
+        code: CloseCode::Other(code),
+        description: Some(reason[..end].to_owned()),
+    };
+    Parser::write_close(dst, Some(reason), false);
+}
+
 /// One complete message from the client.
 #[derive(Debug)]
 pub(super) enum Incoming {
@@ -167,26 +198,35 @@ impl Transport {
         })
     }
 
-    /// Encodes a text frame behind anything not yet written.
-    pub fn queue_text(&mut self, payload: &[u8]) {
-        Parser::write_message(&mut self.unwritten, payload, OpCode::Text, true, false);
-    }
-
-    pub fn queue_pong(&mut self, payload: &[u8]) {
-        Parser::write_message(&mut self.unwritten, payload, OpCode::Pong, true, false);
-    }
-
-    /// Encodes a Close frame with `code` and `reason` (cut to fit a control frame).
-    pub fn queue_close(&mut self, code: u16, reason: &str) {
-        let mut end = reason.len().min(123);
-        while !reason.is_char_boundary(end) {
-            end -= 1;
+    /// Encodes frames with `encode` and writes them, in one call when the kernel takes them all.
+    /// Frames are encoded into a per-thread buffer, so writing allocates nothing; only bytes the kernel
+    /// does not take yet are copied into the socket's own buffer.
+    pub fn send(&mut self, encode: impl FnOnce(&mut BytesMut)) -> io::Result<()> {
+        if self.has_unwritten() {
+            encode(&mut self.unwritten);
+            return self.flush();
         }
-        let reason = CloseReason {
-            code: CloseCode::Other(code),
-            description: Some(reason[..end].to_owned()),
-        };
-        Parser::write_close(&mut self.unwritten, Some(reason), false);
+        SCRATCH.with(|scratch| {
+            let mut scratch = scratch.borrow_mut();
+            scratch.clear();
+            encode(&mut scratch);
+            let mut written = 0;
+            while written < scratch.len() {
+                match self.io.try_write(&scratch[written..]) {
+                    Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+                    Ok(n) => written += n,
+                    Err(error) if error.kind() == io::ErrorKind::WouldBlock => break,
+                    Err(error) => return Err(error),
+                }
+            }
+            if written < scratch.len() {
+                self.unwritten.extend_from_slice(&scratch[written..]);
+            }
+            if scratch.capacity() > SCRATCH_KEEP {
+                *scratch = BytesMut::with_capacity(SCRATCH_KEEP);
+            }
+            Ok(())
+        })
     }
 
     pub fn has_unwritten(&self) -> bool {
