@@ -32,6 +32,26 @@ fn decode(bytes: &[u8]) -> Result<Delivery, StoreError> {
     serde_json::from_slice(bytes).map_err(backend)
 }
 
+/// Removes `target` from the target set once it has no pending delivery left.
+fn drop_target_if_idle(
+    txn: &redb::WriteTransaction,
+    pending: &redb::Table<(&str, u64), &[u8]>,
+    target: &str,
+) -> Result<(), StoreError> {
+    let idle = pending
+        .range((target, 0)..=(target, u64::MAX))
+        .map_err(backend)?
+        .next()
+        .is_none();
+    if idle {
+        txn.open_table(TARGETS)
+            .map_err(backend)?
+            .remove(target)
+            .map_err(backend)?;
+    }
+    Ok(())
+}
+
 impl EmbeddedStore {
     /// Opens (or creates) the store file, creating its directory.
     pub fn open(path: &Path) -> Result<EmbeddedStore, StoreError> {
@@ -126,17 +146,7 @@ impl DeliveryStore for EmbeddedStore {
             {
                 let mut pending = txn.open_table(PENDING).map_err(backend)?;
                 pending.remove((target.as_str(), id)).map_err(backend)?;
-                let empty = pending
-                    .range((target.as_str(), 0)..=(target.as_str(), u64::MAX))
-                    .map_err(backend)?
-                    .next()
-                    .is_none();
-                if empty {
-                    txn.open_table(TARGETS)
-                        .map_err(backend)?
-                        .remove(target.as_str())
-                        .map_err(backend)?;
-                }
+                drop_target_if_idle(&txn, &pending, &target)?;
             }
             txn.commit().map_err(backend)
         })
@@ -175,17 +185,7 @@ impl DeliveryStore for EmbeddedStore {
                             encode(&delivery)?.as_slice(),
                         )
                         .map_err(backend)?;
-                        let empty = pending
-                            .range((target.as_str(), 0)..=(target.as_str(), u64::MAX))
-                            .map_err(backend)?
-                            .next()
-                            .is_none();
-                        if empty {
-                            txn.open_table(TARGETS)
-                                .map_err(backend)?
-                                .remove(target.as_str())
-                                .map_err(backend)?;
-                        }
+                        drop_target_if_idle(&txn, &pending, &target)?;
                     }
                 }
             }
@@ -297,17 +297,7 @@ impl DeliveryStore for EmbeddedStore {
                 if let Some(target) = key {
                     pending.remove((target.as_str(), id)).map_err(backend)?;
                     removed = true;
-                    let empty = pending
-                        .range((target.as_str(), 0)..=(target.as_str(), u64::MAX))
-                        .map_err(backend)?
-                        .next()
-                        .is_none();
-                    if empty {
-                        txn.open_table(TARGETS)
-                            .map_err(backend)?
-                            .remove(target.as_str())
-                            .map_err(backend)?;
-                    }
+                    drop_target_if_idle(&txn, &pending, &target)?;
                 }
             }
             txn.commit().map_err(backend)?;

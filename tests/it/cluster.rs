@@ -6,7 +6,9 @@ use std::time::{Duration, Instant};
 use serde_json::{Value, json};
 
 use crate::support::{
-    KEY, SECRET, TestServer, WsClient, config_with,
+    KEY, SECRET, TestServer,
+    binary::BinaryServer,
+    config_with,
     redis::{RedisCluster, RedisServer},
     spawn_server,
     ws::{Received, subscribe_frame},
@@ -293,48 +295,14 @@ async fn clusters_with_different_prefixes_do_not_mix() {
     client.expect_nothing_pending().await;
 }
 
-/// Starts the real binary as a cluster node, to kill it with SIGKILL.
-fn spawn_binary_node(
-    redis: &RedisServer,
-    prefix: &str,
-) -> (std::process::Child, String, tempfile::TempDir) {
-    let dir = tempfile::tempdir().unwrap();
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let config = dir.path().join("herald.toml");
-    std::fs::write(
-        &config,
-        format!(
-            "[server]\nhost = \"127.0.0.1\"\nport = {port}\n[adapter]\ndriver = \"redis\"\nredis_url = \"{}\"\nkey_prefix = \"{prefix}\"\n\
-             heartbeat_interval = \"200ms\"\nnode_timeout = \"1s\"\n[apps.1]\nkey = \"{KEY}\"\nsecret = \"{SECRET}\"\nwatchlist_events = true\n",
-            redis.url()
-        ),
-    )
-    .unwrap();
-    let child = std::process::Command::new(env!("CARGO_BIN_EXE_herald"))
-        .arg("--config")
-        .arg(&config)
-        .env("RUST_LOG", "error")
-        .spawn()
-        .unwrap();
-    (child, format!("127.0.0.1:{port}"), dir)
-}
-
-async fn connect_when_up(address: &str) -> WsClient {
-    let started = Instant::now();
-    loop {
-        if std::net::TcpStream::connect(address).is_ok() {
-            return WsClient::connect(&format!("ws://{address}/app/{KEY}?protocol=7")).await;
-        }
-        assert!(
-            started.elapsed() < Duration::from_secs(20),
-            "node never listened"
-        );
-        actix_rt::time::sleep(Duration::from_millis(20)).await;
-    }
+/// The real binary as a cluster node, to kill it with SIGKILL.
+fn binary_node(redis: &RedisServer, prefix: &str, extra: &str) -> BinaryServer {
+    BinaryServer::start(&format!(
+        "[adapter]\ndriver = \"redis\"\nredis_url = \"{}\"\nkey_prefix = \"{prefix}\"\n\
+         heartbeat_interval = \"200ms\"\nnode_timeout = \"1s\"\n{extra}\n\
+         [apps.1]\nkey = \"{KEY}\"\nsecret = \"{SECRET}\"\nwatchlist_events = true\n",
+        redis.url()
+    ))
 }
 
 #[actix_rt::test]
@@ -351,8 +319,8 @@ async fn a_killed_node_leaves_no_ghosts() {
         .await;
     watcher.expect("pusher_internal:watchlist_events").await;
 
-    let (mut doomed_node, address, _dir) = spawn_binary_node(&redis, "ghosts");
-    let mut doomed = connect_when_up(&address).await;
+    let mut doomed_node = binary_node(&redis, "ghosts", "");
+    let mut doomed = doomed_node.connect().await;
     doomed
         .join("presence-room", "{\"user_id\":\"doomed\"}")
         .await;
@@ -379,8 +347,7 @@ async fn a_killed_node_leaves_no_ghosts() {
         json!({"occupied": true, "user_count": 2, "subscription_count": 2})
     );
 
-    doomed_node.kill().unwrap();
-    doomed_node.wait().unwrap();
+    doomed_node.kill();
     let killed_at = Instant::now();
     let mut events = Vec::new();
     while events.len() < 2 {
@@ -642,31 +609,15 @@ async fn a_dead_nodes_webhooks_are_delivered_by_a_survivor() {
     let receiver_port = receiver.stop();
     let survivor = webhook_node(&redis, "hooks-handover", &url);
     // The doomed node is the real binary, killed with SIGKILL while its webhooks wait.
-    let dir = tempfile::tempdir().unwrap();
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let config = dir.path().join("herald.toml");
-    std::fs::write(
-        &config,
-        format!(
-            "[server]\nhost = \"127.0.0.1\"\nport = {port}\n[adapter]\ndriver = \"redis\"\nredis_url = \"{}\"\nkey_prefix = \"hooks-handover\"\n\
-             heartbeat_interval = \"200ms\"\nnode_timeout = \"1s\"\n[webhooks]\ngrace = \"300ms\"\ninitial_backoff = \"50ms\"\nmax_backoff = \"200ms\"\nrequest_timeout = \"1s\"\n\
-             [apps.1]\nkey = \"{KEY}\"\nsecret = \"{SECRET}\"\n[[apps.1.webhooks]]\nurl = \"{url}\"\n",
-            redis.url()
+    let mut doomed = binary_node(
+        &redis,
+        "hooks-handover",
+        &format!(
+            "[webhooks]\ngrace = \"300ms\"\ninitial_backoff = \"50ms\"\nmax_backoff = \"200ms\"\nrequest_timeout = \"1s\"\n\
+             [[apps.1.webhooks]]\nurl = \"{url}\"\n"
         ),
-    )
-    .unwrap();
-    let mut doomed = std::process::Command::new(env!("CARGO_BIN_EXE_herald"))
-        .arg("--config")
-        .arg(&config)
-        .env("RUST_LOG", "error")
-        .spawn()
-        .unwrap();
-    let address = format!("127.0.0.1:{port}");
-    let mut client = connect_when_up(&address).await;
+    );
+    let mut client = doomed.connect().await;
     client.subscribe("produced-on-the-doomed-node").await;
     let rest = survivor.rest();
     let started = Instant::now();
@@ -684,8 +635,7 @@ async fn a_dead_nodes_webhooks_are_delivered_by_a_survivor() {
         );
         actix_rt::time::sleep(Duration::from_millis(50)).await;
     }
-    doomed.kill().unwrap();
-    doomed.wait().unwrap();
+    doomed.kill();
     drop(client);
     let mut receiver =
         crate::support::receiver::Receiver::on(std::net::TcpListener::bind(receiver_port).unwrap());

@@ -6,7 +6,9 @@ use std::time::{Duration, Instant};
 use serde_json::{Value, json};
 
 use crate::support::{
-    KEY, SECRET, TestServer, config_with,
+    KEY, SECRET, TestServer,
+    binary::BinaryServer,
+    config_with,
     receiver::{Hook, Receiver},
     spawn_server,
     ws::sign,
@@ -431,77 +433,42 @@ async fn targets_receive_only_the_events_they_list() {
     let _ = SECRET;
 }
 
-#[test]
-fn a_killed_server_delivers_its_outbox_after_restart() {
+#[actix_rt::test]
+async fn a_killed_server_delivers_its_outbox_after_restart() {
     // The real binary, killed with SIGKILL while webhooks wait for a receiver that is down.
-    let runtime = actix_rt::System::new();
-    runtime.block_on(async {
-        let receiver = Receiver::start();
-        let url = receiver.url();
-        let receiver_port = receiver.stop();
-        let dir = tempfile::tempdir().unwrap();
-        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-        let config_path = dir.path().join("herald.toml");
-        std::fs::write(
-            &config_path,
-            format!(
-                "[server]\nhost = \"127.0.0.1\"\nport = {port}\n[webhooks]\nstore = {:?}\ngrace = \"10ms\"\ninitial_backoff = \"50ms\"\nmax_backoff = \"100ms\"\n\
-                 [apps.1]\nkey = \"{KEY}\"\nsecret = \"{SECRET}\"\n[[apps.1.webhooks]]\nurl = \"{url}\"\n",
-                dir.path().join("outbox.redb").to_str().unwrap()
-            ),
-        )
-        .unwrap();
-        let start = || {
-            std::process::Command::new(env!("CARGO_BIN_EXE_herald"))
-                .arg("--config")
-                .arg(&config_path)
-                .env("RUST_LOG", "warn")
-                .spawn()
-                .unwrap()
-        };
-        let mut herald = start();
-        let base = format!("127.0.0.1:{port}");
-        let rest = crate::support::Rest::new(format!("http://{base}"), "1", KEY, SECRET);
-        wait_until_ready(&rest).await;
-        let mut client = crate::support::WsClient::connect(&format!("ws://{base}/app/{KEY}?protocol=7")).await;
-        client.subscribe("before-the-crash").await;
-        let started = Instant::now();
-        loop {
-            let pending = rest.get("/webhooks", &[]).await.json();
-            if pending["deliveries"].as_array().unwrap().len() == 1 {
-                break;
-            }
-            assert!(started.elapsed() < Duration::from_secs(10), "never stored: {pending}");
-            actix_rt::time::sleep(Duration::from_millis(20)).await;
-        }
-        herald.kill().unwrap();
-        herald.wait().unwrap();
-        drop(client);
-
-        let mut receiver = Receiver::on(std::net::TcpListener::bind(receiver_port).unwrap());
-        let mut herald = start();
-        wait_until_ready(&rest).await;
-        let hook = receiver.next().await;
-        assert_eq!(event(&hook), json!({"name": "channel_occupied", "channel": "before-the-crash"}));
-        herald.kill().unwrap();
-        herald.wait().unwrap();
-    });
-}
-
-async fn wait_until_ready(rest: &crate::support::Rest) {
+    let receiver = Receiver::start();
+    let url = receiver.url();
+    let receiver_port = receiver.stop();
+    let store = tempfile::tempdir().unwrap();
+    let mut herald = BinaryServer::start(&format!(
+        "[webhooks]\nstore = {:?}\ngrace = \"10ms\"\ninitial_backoff = \"50ms\"\nmax_backoff = \"100ms\"\n\
+         [apps.1]\nkey = \"{KEY}\"\nsecret = \"{SECRET}\"\n[[apps.1.webhooks]]\nurl = \"{url}\"\n",
+        store.path().join("outbox.redb").to_str().unwrap()
+    ));
+    let mut client = herald.connect().await;
+    client.subscribe("before-the-crash").await;
+    let rest = herald.rest();
     let started = Instant::now();
     loop {
-        let ready = awc::Client::new()
-            .get(format!("{}/ready", rest.base()))
-            .send()
-            .await;
-        if matches!(ready, Ok(response) if response.status().is_success()) {
-            return;
+        let pending = rest.get("/webhooks", &[]).await.json();
+        if pending["deliveries"].as_array().unwrap().len() == 1 {
+            break;
         }
         assert!(
-            started.elapsed() < Duration::from_secs(20),
-            "herald never became ready"
+            started.elapsed() < Duration::from_secs(10),
+            "never stored: {pending}"
         );
         actix_rt::time::sleep(Duration::from_millis(20)).await;
     }
+    herald.kill();
+    drop(client);
+
+    let mut receiver = Receiver::on(std::net::TcpListener::bind(receiver_port).unwrap());
+    herald.restart();
+    herald.wait_until_ready().await;
+    let hook = receiver.next().await;
+    assert_eq!(
+        event(&hook),
+        json!({"name": "channel_occupied", "channel": "before-the-crash"})
+    );
 }

@@ -168,19 +168,19 @@ impl RedisAdapter {
         }
     }
 
-    /// Sends a node message on the app's channel.
-    async fn send(
-        &self,
-        app_id: &AppId,
-        message: &NodeMessage<'_>,
-    ) -> Result<(), redis::RedisError> {
-        let Ok(keys) = self.keys(app_id) else {
-            return Ok(());
-        };
+    /// Sends a node message on the app's channel; a failure marks the node degraded.
+    async fn send(&self, app_id: &AppId, message: &NodeMessage<'_>) -> Result<(), AdapterError> {
+        let keys = self.keys(app_id)?;
         let command = self
             .backend
             .publish_command(&keys.events(), &message::encode(message));
-        command.exec_async(&mut self.connection()).await
+        command
+            .exec_async(&mut self.connection())
+            .await
+            .map_err(|error| {
+                self.degraded(&error);
+                unavailable(error)
+            })
     }
 
     async fn run_join(
@@ -459,10 +459,7 @@ impl Adapter for RedisAdapter {
             except: except.as_deref(),
             frame: frame.as_bytes(),
         };
-        self.send(app_id, &message).await.map_err(|error| {
-            self.degraded(&error);
-            unavailable(error)
-        })
+        self.send(app_id, &message).await
     }
 
     async fn subscribe(
@@ -694,10 +691,7 @@ impl Adapter for RedisAdapter {
             origin: &self.node_id,
             user_id: user_id.as_str(),
         };
-        self.send(app_id, &message).await.map_err(|error| {
-            self.degraded(&error);
-            unavailable(error)
-        })
+        self.send(app_id, &message).await
     }
 
     async fn cache_store(
