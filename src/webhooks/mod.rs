@@ -220,10 +220,7 @@ impl Producer {
             let next_flush = self.batches.values().map(|batch| batch.flush_at).min();
             tokio::select! {
                 command = commands.recv() => match command {
-                    Some(Command::Emit { app, event }) => {
-                        tracing::debug!(app = %app.id, ?event, "webhook event");
-                        self.on_event(app, event, &mut ready)
-                    }
+                    Some(Command::Emit { app, event }) => self.on_event(app, event, &mut ready),
                     None => break,
                 },
                 Some(expired) = self.timers.next(), if !self.timers.is_empty() => {
