@@ -155,6 +155,7 @@ pub async fn run(
             .default_service(web::to(not_found))
     };
     let sockets = ws_context.into_inner();
+    let shutdown_signal = shutdown.clone();
     let mut server = actix_server::Server::build()
         .disable_signals()
         .shutdown_timeout(server_config.shutdown_timeout.as_secs().max(1))
@@ -174,7 +175,13 @@ pub async fn run(
                     }))
                 }
             });
+            let draining = shutdown_signal.clone();
             HttpService::build()
+                // When draining starts, idle keep-alive connections close instead of holding the exit.
+                .graceful_shutdown_signal(move || {
+                    let draining = draining.clone();
+                    async move { draining.cancelled().await }
+                })
                 .upgrade(upgrade)
                 .h1(map_config(web_app(), |_| AppConfig::default()))
                 .tcp()

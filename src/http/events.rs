@@ -190,14 +190,8 @@ fn validate_event(app: &App, raw: RawEvent, max_channels: usize) -> Result<Event
     }
     let data = validate_data(app, raw.data)?;
     let socket_id = validate_socket_id(raw.socket_id)?;
+    // Attributes that do not apply to a channel are left out of its answer, not refused (spec §9.3).
     let info = parse_info(raw.info.as_deref(), &["user_count", "subscription_count"])?;
-    if info.user_count
-        && let Some(other) = channels.iter().find(|c| c.kind() != ChannelKind::Presence)
-    {
-        return Err(ApiError::bad_request(format!(
-            "user_count is only available for presence channels, not {other}"
-        )));
-    }
     Ok(Event {
         name,
         data,

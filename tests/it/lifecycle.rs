@@ -116,3 +116,29 @@ async fn nothing_is_served_without_a_static_directory() {
         404
     );
 }
+
+#[actix_rt::test]
+async fn idle_keep_alive_connections_do_not_hold_up_shutdown() {
+    use std::io::{Read, Write};
+    let mut config = config();
+    config.server.shutdown_timeout = std::time::Duration::from_secs(60);
+    let server = spawn_server(config);
+    // An HTTP client that keeps its connection open after a request, as SDK agents do.
+    let mut idle = std::net::TcpStream::connect(server.addr).unwrap();
+    idle.write_all(b"GET / HTTP/1.1\r\nHost: herald\r\nConnection: keep-alive\r\n\r\n")
+        .unwrap();
+    let mut response = [0u8; 256];
+    let n = idle.read(&mut response).unwrap();
+    assert!(String::from_utf8_lossy(&response[..n]).starts_with("HTTP/1.1 200"));
+    let started = std::time::Instant::now();
+    server.start_shutdown();
+    server.join().expect("the server stops cleanly");
+    // The idle connection was closed at once, not waited for until it timed out (HTTP keep-alive: 5 s).
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(3),
+        "{:?}",
+        started.elapsed()
+    );
+    let n = idle.read(&mut response).unwrap_or(0);
+    assert_eq!(n, 0, "the idle connection was closed");
+}
