@@ -56,6 +56,11 @@ function tomlValue(value) {
   if (typeof value === 'number' || typeof value === 'boolean') {
     return String(value);
   }
+  if (value !== null && typeof value === 'object') {
+    // An inline table, e.g. one element of an app's `webhooks` array.
+    const entries = Object.entries(value).map(([key, item]) => `${JSON.stringify(key)} = ${tomlValue(item)}`);
+    return `{ ${entries.join(', ')} }`;
+  }
   throw new Error(`no TOML form for ${JSON.stringify(value)}`);
 }
 
@@ -91,9 +96,10 @@ export function toToml(config) {
  * `apps` maps app ids to their `[apps.<id>]` settings; `server` adds to the `[server]` table.
  */
 export class Herald {
-  constructor({ apps, server = {} }) {
+  constructor({ apps, server = {}, webhooks = {} }) {
     this.apps = apps;
     this.serverSettings = server;
+    this.webhookSettings = webhooks;
     this.host = '127.0.0.1';
     this.port = null;
     this.output = '';
@@ -119,7 +125,7 @@ export class Herald {
     const configPath = join(this.workDir, 'herald.toml');
     const config = {
       server: { host: this.host, port: this.port, shutdown_timeout: '5s', ...this.serverSettings },
-      webhooks: { store: join(this.workDir, 'webhooks.redb') },
+      webhooks: { store: join(this.workDir, 'webhooks.redb'), ...this.webhookSettings },
       apps: this.apps,
     };
     await writeFile(configPath, toToml(config));

@@ -42,6 +42,24 @@ export function pythonSdk(app, calls) {
   });
 }
 
+/** Runs python/validate_webhook.py: the Python SDK's own webhook check. */
+export function pythonValidateWebhook(check) {
+  return new Promise((resolve, reject) => {
+    execFile(
+      pythonBinary,
+      [join(scriptsDir, 'validate_webhook.py'), JSON.stringify(check)],
+      { timeout: PYTHON_WAIT_MS },
+      (error, stdout, stderr) => {
+        if (error) {
+          reject(new Error(`validate_webhook.py failed: ${error.message}\n${stderr}`));
+          return;
+        }
+        resolve(JSON.parse(stdout));
+      },
+    );
+  });
+}
+
 /** Starts python/auth_server.py and resolves once it printed its port. */
 export function startPythonAuthServer(app) {
   const child = spawn(pythonBinary, [join(scriptsDir, 'auth_server.py'), JSON.stringify(app)], {
