@@ -1,6 +1,7 @@
 //! A fleet of WebSocket clients: each connects (from one of the source addresses), subscribes to one
 //! public channel, then reads frames until it is aborted, closed, or its hold time ends.
-//! One light task per connection; received frames are only byte-searched (see `wire`).
+//! One light task per connection; each read's frames are byte-searched in place (see `wire`) and
+//! their stamps recorded into the thread's delivery shard, locked once per read.
 
 use std::net::IpAddr;
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
@@ -8,14 +9,14 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use anyhow::{Context as _, bail};
-use fastwebsockets::{Frame, OpCode, Payload, WebSocket};
 use hdrhistogram::Histogram;
 use tokio::sync::Semaphore;
 
-use crate::socket::{self, Prefixed};
-use crate::stats::{self, now_ns};
+use crate::socket::{self, WsStream};
+use crate::stats::{self, DeliverySink, now_ns};
 use crate::target::Endpoint;
 use crate::wire::{self, Received};
+use crate::ws::{Message, Outgoing};
 
 /// Settings and counters shared by every connection of one fleet.
 pub struct Fleet {
@@ -166,8 +167,8 @@ pub async fn run_connection(fleet: Arc<Fleet>, index: usize, hold: Option<Durati
     )
     .await;
     drop(permit);
-    let mut socket = match setup {
-        Ok(Ok(socket)) => socket,
+    let (mut socket, mut seen) = match setup {
+        Ok(Ok(opened)) => opened,
         Ok(Err(error)) => {
             counters.failed.fetch_add(1, Ordering::Relaxed);
             fleet.note_failure(&error);
@@ -195,12 +196,14 @@ pub async fn run_connection(fleet: Arc<Fleet>, index: usize, hold: Option<Durati
         .fetch_max(subscribed_at, Ordering::Relaxed);
 
     let ended = match hold {
-        None => read_until_closed(&fleet, &mut socket).await,
+        None => read_until_closed(&fleet, &mut socket, &mut seen).await,
         Some(hold) => {
-            match tokio::time::timeout(hold, read_until_closed(&fleet, &mut socket)).await {
+            match tokio::time::timeout(hold, read_until_closed(&fleet, &mut socket, &mut seen))
+                .await
+            {
                 Ok(ended) => ended,
                 Err(_) => {
-                    close_gracefully(&mut socket).await;
+                    close_gracefully(&fleet, &mut socket, &mut seen).await;
                     Ended::ByUs
                 }
             }
@@ -214,16 +217,16 @@ pub async fn run_connection(fleet: Arc<Fleet>, index: usize, hold: Option<Durati
 }
 
 /// Sends a normal close and waits briefly for the server's close reply.
-async fn close_gracefully(socket: &mut WebSocket<Prefixed>) {
-    if socket.write_frame(Frame::close(1000, b"")).await.is_err() {
+async fn close_gracefully(fleet: &Fleet, socket: &mut WsStream, seen: &mut Seen) {
+    if socket
+        .send(Outgoing::Close, &1000u16.to_be_bytes())
+        .await
+        .is_err()
+    {
         return;
     }
     let _ = tokio::time::timeout(Duration::from_secs(1), async {
-        while let Ok(frame) = socket.read_frame().await {
-            if frame.opcode == OpCode::Close {
-                break;
-            }
-        }
+        while read_batch(fleet, socket, seen).await.is_ok() {}
     })
     .await;
 }
@@ -233,79 +236,123 @@ enum Ended {
     ByUs,
 }
 
-async fn read_until_closed(fleet: &Fleet, socket: &mut WebSocket<Prefixed>) -> Ended {
-    loop {
-        let frame = match socket.read_frame().await {
-            Ok(frame) => frame,
-            Err(_) => return Ended::ByServer,
-        };
-        match frame.opcode {
-            OpCode::Text => match wire::classify(&frame.payload) {
-                Received::Stamped(sent_at) if fleet.measured => {
-                    stats::record_delivery(sent_at, now_ns());
-                }
-                Received::Ping => {
-                    drop(frame);
-                    if socket
-                        .write_frame(Frame::text(Payload::Borrowed(wire::PONG_FRAME)))
-                        .await
-                        .is_err()
-                    {
-                        return Ended::ByServer;
+/// What a connection has been told by the server, updated message by message.
+#[derive(Default)]
+struct Seen {
+    established: bool,
+    subscribed: bool,
+    /// `pusher:ping`s not answered yet.
+    pusher_pings: u32,
+    /// The payload of a WebSocket ping not answered yet.
+    ws_ping: Option<Vec<u8>>,
+    /// Why the server closed the connection.
+    closed: Option<String>,
+    /// A `pusher:error` received before the subscription succeeded.
+    setup_error: Option<String>,
+}
+
+impl Seen {
+    fn on_message(
+        &mut self,
+        fleet: &Fleet,
+        sink: &mut DeliverySink<'_>,
+        message: Message<'_>,
+        received_at: u64,
+    ) {
+        match message {
+            Message::Text(text) => match wire::classify(text) {
+                Received::Stamped(sent_at) => {
+                    if fleet.measured {
+                        sink.record(sent_at, received_at);
                     }
                 }
-                Received::Error => {
+                Received::Ping => self.pusher_pings += 1,
+                Received::ConnectionEstablished => self.established = true,
+                Received::SubscriptionSucceeded => self.subscribed = true,
+                Received::Error if self.subscribed => {
                     fleet.counters.pusher_errors.fetch_add(1, Ordering::Relaxed);
                 }
-                _ => {}
+                Received::Error => {
+                    self.setup_error
+                        .get_or_insert_with(|| String::from_utf8_lossy(text).into_owned());
+                }
+                Received::Other => {}
             },
-            OpCode::Close => return Ended::ByServer,
-            _ => {}
+            Message::Ping(payload) => self.ws_ping = Some(payload.to_vec()),
+            Message::Close(payload) => {
+                self.closed
+                    .get_or_insert_with(|| close_description(payload));
+            }
         }
     }
+}
+
+/// Reads once, handles what arrived, and answers pings. Errors once the connection is over.
+async fn read_batch(fleet: &Fleet, socket: &mut WsStream, seen: &mut Seen) -> anyhow::Result<()> {
+    std::future::poll_fn(|context| {
+        stats::with_delivery_sink(|sink| {
+            socket.poll_batch(context, &mut |message, received_at| {
+                seen.on_message(fleet, sink, message, received_at);
+            })
+        })
+    })
+    .await
+    .context("reading")?;
+    if let Some(reason) = &seen.closed {
+        bail!("server closed the socket: {reason}");
+    }
+    if let Some(payload) = seen.ws_ping.take() {
+        socket
+            .send(Outgoing::Pong, &payload)
+            .await
+            .context("answering a ping")?;
+    }
+    while seen.pusher_pings > 0 {
+        seen.pusher_pings -= 1;
+        socket
+            .send(Outgoing::Text, wire::PONG_FRAME)
+            .await
+            .context("answering pusher:ping")?;
+    }
+    Ok(())
+}
+
+async fn read_until_closed(fleet: &Fleet, socket: &mut WsStream, seen: &mut Seen) -> Ended {
+    while read_batch(fleet, socket, seen).await.is_ok() {}
+    Ended::ByServer
 }
 
 async fn open_and_subscribe(
     fleet: &Fleet,
     source_ip: Option<IpAddr>,
     channel: &str,
-) -> anyhow::Result<WebSocket<Prefixed>> {
+) -> anyhow::Result<(WsStream, Seen)> {
     let mut socket = socket::connect(&fleet.endpoint, &fleet.path, source_ip).await?;
-    wait_for(&mut socket, Received::ConnectionEstablished).await?;
+    let mut seen = Seen::default();
+    wait_for(fleet, &mut socket, &mut seen, |seen| seen.established).await?;
     socket
-        .write_frame(Frame::text(Payload::Owned(wire::subscribe_frame(channel))))
+        .send(Outgoing::Text, &wire::subscribe_frame(channel))
         .await
         .context("sending pusher:subscribe")?;
-    wait_for(&mut socket, Received::SubscriptionSucceeded).await?;
-    Ok(socket)
+    wait_for(fleet, &mut socket, &mut seen, |seen| seen.subscribed).await?;
+    Ok((socket, seen))
 }
 
-async fn wait_for(socket: &mut WebSocket<Prefixed>, wanted: Received) -> anyhow::Result<()> {
-    loop {
-        let frame = socket
-            .read_frame()
-            .await
-            .context("reading the handshake frames")?;
-        match frame.opcode {
-            OpCode::Text => {
-                let received = wire::classify(&frame.payload);
-                if received == wanted {
-                    return Ok(());
-                }
-                if received == Received::Error {
-                    bail!(
-                        "server answered {}",
-                        String::from_utf8_lossy(&frame.payload)
-                    );
-                }
-            }
-            OpCode::Close => bail!(
-                "server closed the socket: {}",
-                close_description(&frame.payload)
-            ),
-            _ => {}
+async fn wait_for(
+    fleet: &Fleet,
+    socket: &mut WsStream,
+    seen: &mut Seen,
+    done: impl Fn(&Seen) -> bool,
+) -> anyhow::Result<()> {
+    while !done(seen) {
+        let read = read_batch(fleet, socket, seen).await;
+        // A server refusing the connection often closes it right after saying why.
+        if let Some(error) = &seen.setup_error {
+            bail!("server answered {error}");
         }
+        read.context("reading the handshake frames")?;
     }
+    Ok(())
 }
 
 fn close_description(payload: &[u8]) -> String {

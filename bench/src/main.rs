@@ -7,9 +7,12 @@
 //! - `sign`: REST request signatures (pure).
 //! - `stats`: the clock, the measurement window, per-thread delivery shards, histogram summaries.
 //! - `process`: CPU and RSS of the generator and the server, and the open-file limit.
-//! - `socket`: TCP from a chosen source address, and the WebSocket upgrade by hand.
+//! - `ws`: WebSocket frames split and written by hand, without allocating per frame (pure).
+//! - `socket`: TCP from a chosen source address, the WebSocket upgrade by hand, and reads of up
+//!   to 64 KiB into a per-thread buffer whose messages are handled in place.
 //! - `fleet`: WebSocket connections, one light task each.
-//! - `rest`: signed publishing over kept-alive HTTP/1.1, on a shared schedule.
+//! - `rest`: signed publishing over kept-alive HTTP/1.1 written and parsed by hand, on a shared
+//!   schedule.
 //! - `report`: the JSON summary, and merging shards' summaries.
 //! - `summary`: median and spread over repeated runs.
 //! - `scenario`: idle, fanout (and cluster, churn), maxfanout, publish.
@@ -29,6 +32,7 @@ mod stats;
 mod summary;
 mod target;
 mod wire;
+mod ws;
 
 use std::time::Duration;
 

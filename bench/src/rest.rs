@@ -1,5 +1,9 @@
-//! Signed REST publishing over kept-alive HTTP/1.1 connections (hyper), and the publisher that
-//! sends stamped events at a set rate from several such connections (spec §9.2, §9.3).
+//! Signed REST publishing over kept-alive HTTP/1.1 connections, and the publisher that sends
+//! stamped events at a set rate from several such connections (spec §9.2, §9.3).
+//!
+//! Each request is written by hand into a reused buffer and sent with one write; the response
+//! head is parsed with `httparse`, and only the body's framing (`Content-Length`, chunked, or
+//! until close) is looked at, so a publish costs no allocation.
 
 use std::net::IpAddr;
 use std::sync::Arc;
@@ -7,54 +11,90 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use anyhow::{Context, bail};
-use bytes::Bytes;
 use hdrhistogram::Histogram;
-use http_body_util::{BodyExt, Full};
-use hyper::client::conn::http1::SendRequest;
-use hyper_util::rt::TokioIo;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
 
 use crate::fleet::Fleet;
-use crate::sign::{self, Credentials};
+use crate::sign::{Credentials, Signer};
 use crate::socket;
 use crate::stats::{self, now_ns};
 use crate::target::Endpoint;
-use crate::wire;
+use crate::wire::{self, Decimal};
 
-/// Where and as whom events are published.
+/// Where and as whom events are published, with the parts of every request prepared once.
 pub struct PublishTarget {
     pub endpoint: Endpoint,
     pub source_ip: Option<IpAddr>,
-    pub credentials: Credentials,
     pub event_name: String,
     pub payload_bytes: usize,
+    signer: Signer,
+    /// `POST {prefix}/apps/{id}/events?`
+    request_head: Vec<u8>,
+    /// From after the query to the `Content-Length` value.
+    headers_head: Vec<u8>,
 }
 
 impl PublishTarget {
-    fn signed_path(&self) -> String {
-        format!("/apps/{}/events", self.credentials.app_id)
+    pub fn new(
+        endpoint: Endpoint,
+        source_ip: Option<IpAddr>,
+        credentials: &Credentials,
+        event_name: String,
+        payload_bytes: usize,
+    ) -> Self {
+        let signed_path = format!("/apps/{}/events", credentials.app_id);
+        let request_head = format!("POST {}{signed_path}?", endpoint.prefix).into_bytes();
+        let headers_head = format!(
+            " HTTP/1.1\r\nHost: {}\r\nContent-Type: application/json\r\nContent-Length: ",
+            endpoint.host_header
+        )
+        .into_bytes();
+        Self {
+            signer: Signer::new(credentials, "POST", &signed_path),
+            endpoint,
+            source_ip,
+            event_name,
+            payload_bytes,
+            request_head,
+            headers_head,
+        }
+    }
+
+    /// Writes the whole request publishing `body` into `out` (cleared first).
+    fn write_request(&self, out: &mut Vec<u8>, body: &[u8], auth_timestamp: u64) {
+        out.clear();
+        out.extend_from_slice(&self.request_head);
+        self.signer.push_query(out, body, auth_timestamp);
+        out.extend_from_slice(&self.headers_head);
+        out.extend_from_slice(Decimal::default().format(body.len() as u64));
+        out.extend_from_slice(b"\r\n\r\n");
+        out.extend_from_slice(body);
     }
 }
 
+/// Longest response head or body read before giving up on the server.
+const MAX_RESPONSE_BYTES: usize = 1 << 20;
+
 /// One kept-alive HTTP/1.1 connection that publishes one event per request.
 pub struct RestClient {
-    sender: SendRequest<Full<Bytes>>,
+    stream: TcpStream,
     body: Vec<u8>,
-    signed_path: String,
+    request: Vec<u8>,
+    response: Vec<u8>,
+    /// Set once the connection failed or the server said it will close it.
+    closed: bool,
 }
 
 impl RestClient {
     pub async fn connect(target: &PublishTarget) -> anyhow::Result<Self> {
         let stream = socket::connect_tcp(target.endpoint.addr, target.source_ip).await?;
-        let (sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
-            .await
-            .context("HTTP/1.1 handshake")?;
-        tokio::spawn(async move {
-            let _ = connection.await;
-        });
         Ok(Self {
-            sender,
+            stream,
             body: Vec::with_capacity(target.payload_bytes + 256),
-            signed_path: target.signed_path(),
+            request: Vec::with_capacity(target.payload_bytes + 1024),
+            response: Vec::with_capacity(4096),
+            closed: false,
         })
     }
 
@@ -76,38 +116,178 @@ impl RestClient {
         let auth_timestamp = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .map_or(0, |since| since.as_secs());
-        let query = sign::signed_query(
-            &target.credentials,
-            "POST",
-            &self.signed_path,
-            &self.body,
-            auth_timestamp,
-        );
-        let request = hyper::Request::post(format!(
-            "{}{}?{query}",
-            target.endpoint.prefix, self.signed_path
-        ))
-        .header(hyper::header::HOST, &target.endpoint.host_header)
-        .header(hyper::header::CONTENT_TYPE, "application/json")
-        .body(Full::new(Bytes::copy_from_slice(&self.body)))
-        .context("building the request")?;
-        self.sender.ready().await.context("connection not ready")?;
-        let response = self.sender.send_request(request).await.context("sending")?;
-        let status = response.status().as_u16();
-        let body = response
-            .into_body()
-            .collect()
-            .await
-            .context("reading the response")?;
-        let failure = (!(200..300).contains(&status)).then(|| {
-            let text = String::from_utf8_lossy(&body.to_bytes()).into_owned();
-            text.chars().take(200).collect()
+        target.write_request(&mut self.request, &self.body, auth_timestamp);
+        let exchanged = self.exchange().await;
+        if exchanged.is_err() {
+            self.closed = true;
+        }
+        let response = exchanged?;
+        if response.close {
+            self.closed = true;
+        }
+        let failure = (!(200..300).contains(&response.status)).then(|| {
+            let mut body = Vec::new();
+            response.body.copy_to(&self.response, &mut body);
+            String::from_utf8_lossy(&body).chars().take(200).collect()
         });
-        Ok((status, failure))
+        Ok((response.status, failure))
+    }
+
+    /// Sends the request and reads its whole response into `self.response`.
+    async fn exchange(&mut self) -> anyhow::Result<Response> {
+        self.stream
+            .write_all(&self.request)
+            .await
+            .context("sending")?;
+        self.response.clear();
+        loop {
+            let eof = if self.response.len() < MAX_RESPONSE_BYTES {
+                self.response.reserve(4096);
+                self.stream
+                    .read_buf(&mut self.response)
+                    .await
+                    .context("reading the response")?
+                    == 0
+            } else {
+                bail!("response over {MAX_RESPONSE_BYTES} bytes");
+            };
+            if let Some(response) = parse_response(&self.response, eof)? {
+                return Ok(response);
+            }
+            if eof {
+                bail!("connection closed before the whole response");
+            }
+        }
     }
 
     pub fn is_closed(&self) -> bool {
-        self.sender.is_closed()
+        self.closed
+    }
+}
+
+/// What the generator needs of a response.
+#[derive(Debug, PartialEq, Eq)]
+struct Response {
+    status: u16,
+    body: Body,
+    /// The server will close the connection after this response.
+    close: bool,
+}
+
+/// Where the body lies in the bytes read.
+#[derive(Debug, PartialEq, Eq)]
+enum Body {
+    Plain(std::ops::Range<usize>),
+    /// Chunked, starting at this offset.
+    Chunked(usize),
+}
+
+impl Body {
+    /// Appends the body's bytes, decoded, to `out`.
+    fn copy_to(&self, bytes: &[u8], out: &mut Vec<u8>) {
+        match self {
+            Self::Plain(range) => out.extend_from_slice(&bytes[range.clone()]),
+            Self::Chunked(start) => {
+                let _ = walk_chunks(&bytes[*start..], |data| out.extend_from_slice(data));
+            }
+        }
+    }
+}
+
+/// Most header fields read from one response.
+const MAX_HEADERS: usize = 32;
+
+/// Parses a whole response from `bytes`, or `None` while more must be read. `eof` says the
+/// server closed the connection after these bytes. The head is parsed by `httparse`.
+fn parse_response(bytes: &[u8], eof: bool) -> anyhow::Result<Option<Response>> {
+    let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
+    let mut head = httparse::Response::new(&mut headers);
+    let head_len = match head.parse(bytes).context("bad response head")? {
+        httparse::Status::Complete(len) => len,
+        httparse::Status::Partial => return Ok(None),
+    };
+    let status = head.code.context("response without a status")?;
+    let mut content_length = None;
+    let mut chunked = false;
+    let mut close = head.version == Some(0);
+    for header in head.headers.iter() {
+        let (name, value) = (header.name, header.value.trim_ascii());
+        if name.eq_ignore_ascii_case("content-length") {
+            let length = std::str::from_utf8(value)
+                .ok()
+                .and_then(|v| v.parse::<usize>().ok());
+            content_length = Some(length.context("bad Content-Length")?);
+        } else if name.eq_ignore_ascii_case("transfer-encoding") {
+            chunked = has_token(value, b"chunked");
+        } else if name.eq_ignore_ascii_case("connection") {
+            if has_token(value, b"close") {
+                close = true;
+            } else if has_token(value, b"keep-alive") {
+                close = false;
+            }
+        }
+    }
+    let body = if status == 204 || status == 304 || (100..200).contains(&status) {
+        Body::Plain(head_len..head_len)
+    } else if chunked {
+        match walk_chunks(&bytes[head_len..], |_| {})? {
+            Some(_) => Body::Chunked(head_len),
+            None => return Ok(None),
+        }
+    } else if let Some(length) = content_length {
+        if bytes.len() < head_len + length {
+            return Ok(None);
+        }
+        Body::Plain(head_len..head_len + length)
+    } else if eof {
+        close = true;
+        Body::Plain(head_len..bytes.len())
+    } else {
+        // No length: the body ends when the server closes the connection.
+        return Ok(None);
+    };
+    Ok(Some(Response {
+        status,
+        body,
+        close,
+    }))
+}
+
+/// Whether a header value mentions `token`, ignoring case.
+fn has_token(value: &[u8], token: &[u8]) -> bool {
+    value
+        .windows(token.len())
+        .any(|window| window.eq_ignore_ascii_case(token))
+}
+
+/// Walks a chunked body, handing each chunk's data to `on_data`; returns the length of the whole
+/// body with its trailer, or `None` while it is incomplete. Chunk-size lines are parsed by
+/// `httparse`.
+fn walk_chunks(bytes: &[u8], mut on_data: impl FnMut(&[u8])) -> anyhow::Result<Option<usize>> {
+    let mut at = 0;
+    loop {
+        let (line_len, size) = match httparse::parse_chunk_size(&bytes[at..]) {
+            Ok(httparse::Status::Complete(parsed)) => parsed,
+            Ok(httparse::Status::Partial) => return Ok(None),
+            Err(_) => anyhow::bail!("bad chunk size"),
+        };
+        let size = usize::try_from(size).context("chunk too large")?;
+        at += line_len;
+        if size == 0 {
+            // Trailer fields, each ending in CRLF, then an empty line.
+            let rest = &bytes[at..];
+            let trailer_len = if rest.starts_with(b"\r\n") {
+                Some(2)
+            } else {
+                memchr::memmem::find(rest, b"\r\n\r\n").map(|end| end + 4)
+            };
+            return Ok(trailer_len.map(|len| at + len));
+        }
+        if bytes.len() < at + size + 2 {
+            return Ok(None);
+        }
+        on_data(&bytes[at..at + size]);
+        at += size + 2;
     }
 }
 
@@ -303,4 +483,86 @@ async fn publish_worker(
         }
     }
     (client, tally)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(text: &str) -> Option<Response> {
+        parse_response(text.as_bytes(), false).unwrap()
+    }
+
+    #[test]
+    fn a_response_with_a_length_is_complete_once_its_body_is() {
+        let text =
+            "HTTP/1.1 200 OK\r\ncontent-length: 2\r\ncontent-type: application/json\r\n\r\n{}";
+        for cut in 0..text.len() {
+            assert_eq!(parse(&text[..cut]), None, "cut at {cut}");
+        }
+        let response = parse(text).unwrap();
+        assert_eq!(response.status, 200);
+        assert!(!response.close);
+        assert_eq!(response.body, Body::Plain(text.len() - 2..text.len()));
+    }
+
+    #[test]
+    fn failures_keep_their_body_and_close_is_noticed() {
+        let text =
+            "HTTP/1.1 401 Unauthorized\r\nConnection: close\r\nContent-Length: 5\r\n\r\nnope!";
+        let response = parse(text).unwrap();
+        assert_eq!(response.status, 401);
+        assert!(response.close);
+        let mut body = Vec::new();
+        response.body.copy_to(text.as_bytes(), &mut body);
+        assert_eq!(body, b"nope!");
+    }
+
+    #[test]
+    fn chunked_bodies_are_decoded() {
+        let text = "HTTP/1.1 400 Bad Request\r\nTransfer-Encoding: chunked\r\n\r\n4\r\nbad \r\n3;x=y\r\nreq\r\n0\r\n\r\n";
+        for cut in 0..text.len() {
+            assert_eq!(parse(&text[..cut]), None, "cut at {cut}");
+        }
+        let response = parse(text).unwrap();
+        let mut body = Vec::new();
+        response.body.copy_to(text.as_bytes(), &mut body);
+        assert_eq!(body, b"bad req");
+    }
+
+    #[test]
+    fn a_body_without_length_ends_at_close() {
+        let text = "HTTP/1.0 200 OK\r\n\r\n{}";
+        assert_eq!(parse(text), None);
+        let response = parse_response(text.as_bytes(), true).unwrap().unwrap();
+        assert!(response.close);
+        assert_eq!(response.body, Body::Plain(text.len() - 2..text.len()));
+        assert!(parse("HTTP/1.1 204 No Content\r\n\r\n").is_some());
+        assert!(parse_response(b"SSH-2.0\r\n\r\n", false).is_err());
+        assert!(parse_response(b"HTTP/1.1 2000 OK\r\n\r\n", false).is_err());
+    }
+
+    #[test]
+    fn requests_are_signed_http() {
+        let credentials = Credentials {
+            app_id: "7".to_owned(),
+            key: "k".to_owned(),
+            secret: "s".to_owned(),
+        };
+        let endpoint =
+            crate::target::parse_endpoint("http://127.0.0.1:6001/pusher", "http", false).unwrap();
+        let target = PublishTarget::new(endpoint, None, &credentials, "e".to_owned(), 50);
+        let mut request = Vec::new();
+        target.write_request(&mut request, b"{}", 1_700_000_000);
+        let text = String::from_utf8(request).unwrap();
+        let query =
+            crate::sign::signed_query(&credentials, "POST", "/apps/7/events", b"{}", 1_700_000_000);
+        assert_eq!(
+            text,
+            format!(
+                "POST /pusher/apps/7/events?{query} HTTP/1.1\r\nHost: 127.0.0.1:6001\r\n\
+                 Content-Type: application/json\r\nContent-Length: 2\r\n\r\n{{}}"
+            )
+        );
+    }
 }

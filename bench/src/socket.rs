@@ -1,25 +1,31 @@
-//! Client sockets: TCP connected from a chosen loopback source address, and the WebSocket
-//! upgrade done by hand so that no HTTP stack sits between the generator and the frames.
+//! Client sockets: TCP connected from a chosen loopback source address, and WebSocket
+//! connections whose upgrade and framing are done by hand (see `ws`), so that nothing sits
+//! between the generator and the frames.
+//!
+//! Reading is the generator's hot path: each read takes up to 64 KiB into a buffer shared by
+//! every connection of the thread, and the messages in it are handed out in place, so receiving
+//! costs no allocation, copy or lock per frame.
 
+use std::cell::RefCell;
 use std::io;
 use std::net::{IpAddr, SocketAddr};
 use std::pin::Pin;
-use std::task::{Context, Poll};
+use std::task::{Context, Poll, ready};
 
 use anyhow::{Context as _, bail};
-use fastwebsockets::{Role, WebSocket};
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt, ReadBuf};
 use tokio::net::{TcpSocket, TcpStream};
 
 use crate::stats::now_ns;
 use crate::target::Endpoint;
+use crate::ws::{self, Message, Outgoing};
 
 /// Opens a TCP connection from `source_ip` and performs the WebSocket upgrade by hand.
 pub async fn connect(
     endpoint: &Endpoint,
     path: &str,
     source_ip: Option<IpAddr>,
-) -> anyhow::Result<WebSocket<Prefixed>> {
+) -> anyhow::Result<WsStream> {
     let mut stream = connect_tcp(endpoint.addr, source_ip).await?;
     let request = format!(
         "GET {path} HTTP/1.1\r\nHost: {}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
@@ -57,14 +63,7 @@ pub async fn connect(
         bail!("upgrade refused: {}", String::from_utf8_lossy(status_line));
     }
     let leftover = buffer.split_off(header_end);
-    Ok(WebSocket::after_handshake(
-        Prefixed {
-            leftover,
-            position: 0,
-            stream,
-        },
-        Role::Client,
-    ))
+    Ok(WsStream::new(stream, leftover))
 }
 
 /// Connects a TCP socket, first binding it to `source_ip` when given.
@@ -140,61 +139,93 @@ fn base64(bytes: &[u8]) -> String {
     out
 }
 
-/// A TCP stream that first yields the bytes read past the end of the upgrade response.
-pub struct Prefixed {
-    leftover: Vec<u8>,
-    position: usize,
+/// Bytes one read may take. The buffer is per thread, not per connection.
+const READ_CHUNK: usize = 64 * 1024;
+
+thread_local! {
+    static READ_BUFFER: RefCell<Box<[u8]>> = RefCell::new(vec![0; READ_CHUNK].into_boxed_slice());
+}
+
+/// A client WebSocket connection after the upgrade.
+pub struct WsStream {
     stream: TcpStream,
+    reader: ws::Reader,
+    /// The start of a frame whose end has not been read yet; usually empty.
+    partial: Vec<u8>,
+    /// Whether `partial` may hold whole frames: the bytes read past the upgrade response.
+    parse_partial_first: bool,
+    frames_sent: u64,
 }
 
-impl AsyncRead for Prefixed {
-    fn poll_read(
-        self: Pin<&mut Self>,
-        context: &mut Context<'_>,
-        buf: &mut ReadBuf<'_>,
-    ) -> Poll<io::Result<()>> {
-        let this = self.get_mut();
-        if this.position < this.leftover.len() {
-            let n = buf.remaining().min(this.leftover.len() - this.position);
-            buf.put_slice(&this.leftover[this.position..this.position + n]);
-            this.position += n;
-            if this.position == this.leftover.len() {
-                this.leftover = Vec::new();
-                this.position = 0;
-            }
-            return Poll::Ready(Ok(()));
+impl WsStream {
+    fn new(stream: TcpStream, leftover: Vec<u8>) -> Self {
+        Self {
+            stream,
+            reader: ws::Reader::default(),
+            parse_partial_first: !leftover.is_empty(),
+            partial: leftover,
+            frames_sent: 0,
         }
-        Pin::new(&mut this.stream).poll_read(context, buf)
     }
-}
 
-impl AsyncWrite for Prefixed {
-    fn poll_write(
-        self: Pin<&mut Self>,
+    /// Reads once, when the socket has bytes, and calls `on_message` with every message those
+    /// bytes complete and the time they were read. Ready with an error at the end of the stream.
+    ///
+    /// A read that does not fill the buffer drained the socket, so tokio forgets its readiness
+    /// and the next poll returns `Pending` without another system call.
+    pub fn poll_batch(
+        &mut self,
         context: &mut Context<'_>,
-        buf: &[u8],
-    ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.get_mut().stream).poll_write(context, buf)
+        on_message: &mut impl FnMut(Message<'_>, u64),
+    ) -> Poll<io::Result<()>> {
+        if self.parse_partial_first {
+            self.parse_partial_first = false;
+            let received_at = now_ns();
+            let used = self
+                .reader
+                .parse(&self.partial, |message| on_message(message, received_at))
+                .map_err(io::Error::other)?;
+            self.partial.drain(..used);
+            if used > 0 {
+                return Poll::Ready(Ok(()));
+            }
+        }
+        READ_BUFFER.with_borrow_mut(|buffer| {
+            let mut read_buf = ReadBuf::new(buffer);
+            ready!(Pin::new(&mut self.stream).poll_read(context, &mut read_buf))?;
+            let n = read_buf.filled().len();
+            if n == 0 {
+                return Poll::Ready(Err(io::ErrorKind::UnexpectedEof.into()));
+            }
+            let received_at = now_ns();
+            let mut deliver = |message: Message<'_>| on_message(message, received_at);
+            if self.partial.is_empty() {
+                let used = self
+                    .reader
+                    .parse(&buffer[..n], &mut deliver)
+                    .map_err(io::Error::other)?;
+                self.partial.extend_from_slice(&buffer[used..n]);
+            } else {
+                self.partial.extend_from_slice(&buffer[..n]);
+                let used = self
+                    .reader
+                    .parse(&self.partial, &mut deliver)
+                    .map_err(io::Error::other)?;
+                self.partial.drain(..used);
+                if self.partial.is_empty() && self.partial.capacity() > READ_CHUNK {
+                    self.partial = Vec::new();
+                }
+            }
+            Poll::Ready(Ok(()))
+        })
     }
 
-    fn poll_write_vectored(
-        self: Pin<&mut Self>,
-        context: &mut Context<'_>,
-        bufs: &[io::IoSlice<'_>],
-    ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.get_mut().stream).poll_write_vectored(context, bufs)
-    }
-
-    fn is_write_vectored(&self) -> bool {
-        self.stream.is_write_vectored()
-    }
-
-    fn poll_flush(self: Pin<&mut Self>, context: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.get_mut().stream).poll_flush(context)
-    }
-
-    fn poll_shutdown(self: Pin<&mut Self>, context: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.get_mut().stream).poll_shutdown(context)
+    /// Sends one masked frame.
+    pub async fn send(&mut self, kind: Outgoing, payload: &[u8]) -> io::Result<()> {
+        self.frames_sent += 1;
+        let mut frame = Vec::with_capacity(payload.len() + 14);
+        ws::encode_client_frame(&mut frame, kind, payload, now_ns() ^ self.frames_sent);
+        self.stream.write_all(&frame).await
     }
 }
 

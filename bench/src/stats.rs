@@ -3,7 +3,7 @@
 
 use std::cell::OnceCell;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, LazyLock, Mutex};
+use std::sync::{Arc, LazyLock, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use hdrhistogram::Histogram;
@@ -63,8 +63,34 @@ thread_local! {
 }
 
 /// Records one received benchmark event.
+#[cfg(test)]
 pub fn record_delivery(sent_at: u64, received_at: u64) {
-    let counted = in_window(sent_at);
+    with_delivery_sink(|sink| sink.record(sent_at, received_at));
+}
+
+/// This thread's shard, locked for one batch of received frames, so that recording a delivery
+/// takes no lock of its own.
+pub struct DeliverySink<'a> {
+    shard: MutexGuard<'a, Shard>,
+    window_start_ns: u64,
+}
+
+impl DeliverySink<'_> {
+    /// Records one received benchmark event.
+    pub fn record(&mut self, sent_at: u64, received_at: u64) {
+        if sent_at >= self.window_start_ns {
+            self.shard.delivered += 1;
+            self.shard
+                .latency
+                .saturating_record(received_at.saturating_sub(sent_at).max(1));
+        } else {
+            self.shard.outside_window += 1;
+        }
+    }
+}
+
+/// Runs `f` with this thread's delivery shard locked. `f` must not wait: it runs inside one poll.
+pub fn with_delivery_sink<R>(f: impl FnOnce(&mut DeliverySink<'_>) -> R) -> R {
     LOCAL_SHARD.with(|cell| {
         let shard = cell.get_or_init(|| {
             let shard = Arc::new(Mutex::new(Shard {
@@ -78,16 +104,11 @@ pub fn record_delivery(sent_at: u64, received_at: u64) {
                 .push(Arc::clone(&shard));
             shard
         });
-        let mut shard = shard.lock().expect("shard lock");
-        if counted {
-            shard.delivered += 1;
-            shard
-                .latency
-                .saturating_record(received_at.saturating_sub(sent_at).max(1));
-        } else {
-            shard.outside_window += 1;
-        }
-    });
+        f(&mut DeliverySink {
+            shard: shard.lock().expect("shard lock"),
+            window_start_ns: WINDOW_START_NS.load(Ordering::Relaxed),
+        })
+    })
 }
 
 /// Deliveries gathered from every thread.

@@ -67,19 +67,35 @@ pub fn find_stamp(frame: &[u8]) -> Option<u64> {
     (n_digits > 0).then_some(value)
 }
 
-/// The event data string, unescaped: `{"bench_ts":N,"pad":"xx…"}`, padded to `payload_bytes`
-/// (never shorter than the stamp itself).
-pub fn event_data(sent_at: u64, payload_bytes: usize) -> String {
-    let head = format!("{{\"bench_ts\":{sent_at},\"pad\":\"");
-    let pad = payload_bytes.saturating_sub(head.len() + 2);
-    let mut data = String::with_capacity(head.len() + pad + 2);
-    data.push_str(&head);
-    data.extend(std::iter::repeat_n('x', pad));
-    data.push_str("\"}");
-    data
+/// The event data around its stamp and padding, unescaped: `{"bench_ts":N,"pad":"xx…"}`.
+const DATA_BEFORE_STAMP: &[u8] = b"{\"bench_ts\":";
+const DATA_BEFORE_PAD: &[u8] = b",\"pad\":\"";
+const DATA_TAIL: &[u8] = b"\"}";
+
+/// Bytes of padding that make the event data `payload_bytes` long (never negative: the data is
+/// never shorter than the stamp itself).
+fn pad_len(stamp_digits: usize, payload_bytes: usize) -> usize {
+    let head = DATA_BEFORE_STAMP.len() + stamp_digits + DATA_BEFORE_PAD.len();
+    payload_bytes.saturating_sub(head + DATA_TAIL.len())
 }
 
-/// Writes the body of `POST /apps/{id}/events` into `out` (cleared first).
+/// The event data string, unescaped: `{"bench_ts":N,"pad":"xx…"}`, padded to `payload_bytes`
+/// (never shorter than the stamp itself).
+#[cfg(test)]
+pub fn event_data(sent_at: u64, payload_bytes: usize) -> String {
+    let mut digits = Decimal::default();
+    let digits = digits.format(sent_at);
+    let mut data = Vec::new();
+    data.extend_from_slice(DATA_BEFORE_STAMP);
+    data.extend_from_slice(digits);
+    data.extend_from_slice(DATA_BEFORE_PAD);
+    data.resize(data.len() + pad_len(digits.len(), payload_bytes), b'x');
+    data.extend_from_slice(DATA_TAIL);
+    String::from_utf8(data).expect("ASCII")
+}
+
+/// Writes the body of `POST /apps/{id}/events` into `out` (cleared first), without allocating
+/// once `out` has grown to size.
 ///
 /// The data is written already escaped; `event_name` and `channel` must be plain Pusher names
 /// (`[A-Za-z0-9_\-=@,.;]`), which need no escaping.
@@ -90,20 +106,39 @@ pub fn publish_body(
     sent_at: u64,
     payload_bytes: usize,
 ) {
+    let mut digits = Decimal::default();
+    let digits = digits.format(sent_at);
     out.clear();
-    let data = event_data(sent_at, payload_bytes);
     out.extend_from_slice(b"{\"name\":\"");
     out.extend_from_slice(event_name.as_bytes());
     out.extend_from_slice(b"\",\"channel\":\"");
     out.extend_from_slice(channel.as_bytes());
     out.extend_from_slice(b"\",\"data\":\"");
-    for byte in data.bytes() {
-        if byte == b'"' {
-            out.push(b'\\');
-        }
-        out.push(byte);
-    }
+    // The data, its quotes escaped: {\"bench_ts\":N,\"pad\":\"xx…\"}
+    out.extend_from_slice(b"{\\\"bench_ts\\\":");
+    out.extend_from_slice(digits);
+    out.extend_from_slice(b",\\\"pad\\\":\\\"");
+    out.resize(out.len() + pad_len(digits.len(), payload_bytes), b'x');
+    out.extend_from_slice(b"\\\"}");
     out.extend_from_slice(b"\"}");
+}
+
+/// Formats a `u64` in decimal on the stack.
+#[derive(Default)]
+pub struct Decimal([u8; 20]);
+
+impl Decimal {
+    pub fn format(&mut self, mut value: u64) -> &[u8] {
+        let mut at = self.0.len();
+        loop {
+            at -= 1;
+            self.0[at] = b'0' + (value % 10) as u8;
+            value /= 10;
+            if value == 0 {
+                return &self.0[at..];
+            }
+        }
+    }
 }
 
 /// The `pusher:subscribe` frame for a public channel.
@@ -160,6 +195,26 @@ mod tests {
         // What a server relays is the data string re-embedded in a frame.
         let frame = serde_json::json!({"event": "bench-event", "channel": "c", "data": data});
         assert_eq!(find_stamp(frame.to_string().as_bytes()), Some(987_654_321));
+    }
+
+    #[test]
+    fn publish_body_escapes_exactly_the_event_data() {
+        for (sent_at, payload_bytes) in [(0, 0), (7, 30), (123_456, 200), (u64::MAX, 10)] {
+            let mut body = Vec::new();
+            publish_body(&mut body, "e", "c", sent_at, payload_bytes);
+            let value: serde_json::Value = serde_json::from_slice(&body).unwrap();
+            assert_eq!(value["data"], event_data(sent_at, payload_bytes));
+        }
+    }
+
+    #[test]
+    fn decimals() {
+        for value in [0, 9, 10, 1_234_567_890, u64::MAX] {
+            assert_eq!(
+                Decimal::default().format(value),
+                value.to_string().as_bytes()
+            );
+        }
     }
 
     #[test]

@@ -89,13 +89,13 @@ impl Harness {
     }
 
     pub fn publish_target(&self) -> Arc<PublishTarget> {
-        Arc::new(PublishTarget {
-            endpoint: self.settings.http.clone(),
-            source_ip: self.settings.source_ips.first().copied(),
-            credentials: self.settings.credentials.clone(),
-            event_name: self.settings.event_name.clone(),
-            payload_bytes: self.settings.payload_bytes,
-        })
+        Arc::new(PublishTarget::new(
+            self.settings.http.clone(),
+            self.settings.source_ips.first().copied(),
+            &self.settings.credentials,
+            self.settings.event_name.clone(),
+            self.settings.payload_bytes,
+        ))
     }
 
     /// Pids of the servers under test, for the progress line.
