@@ -156,6 +156,7 @@ pub struct RawServer {
     pub pong_timeout: String,
     pub max_frame_bytes: usize,
     pub outbound_queue_bytes: usize,
+    pub write_batch_interval: String,
     pub max_request_bytes: usize,
     pub timestamp_window: String,
     pub idempotency_ttl: String,
@@ -175,6 +176,7 @@ impl Default for RawServer {
             pong_timeout: "30s".into(),
             max_frame_bytes: 64 * 1024,
             outbound_queue_bytes: 1024 * 1024,
+            write_batch_interval: "0s".into(),
             max_request_bytes: 1024 * 1024,
             timestamp_window: "600s".into(),
             idempotency_ttl: "24h".into(),
@@ -307,6 +309,9 @@ pub struct ServerConfig {
     pub max_frame_bytes: usize,
     /// Bytes that may wait for one socket; a socket over it is a slow consumer and is closed with 4100.
     pub outbound_queue_bytes: usize,
+    /// A socket written to more often than this waits out the interval, so that the frames queued
+    /// meanwhile go out in one write (see `WritePacer`); zero writes every frame at once.
+    pub write_batch_interval: Duration,
     /// Largest REST request body accepted (413 beyond).
     pub max_request_bytes: usize,
     /// Accepted clock skew of `auth_timestamp` (spec §9.2).
@@ -671,6 +676,7 @@ fn server_config(raw: RawServer) -> Result<ServerConfig, ConfigError> {
         pong_timeout: duration("server.pong_timeout", &raw.pong_timeout)?,
         max_frame_bytes: positive("server.max_frame_bytes", raw.max_frame_bytes)?,
         outbound_queue_bytes: positive("server.outbound_queue_bytes", raw.outbound_queue_bytes)?,
+        write_batch_interval: duration("server.write_batch_interval", &raw.write_batch_interval)?,
         max_request_bytes: positive("server.max_request_bytes", raw.max_request_bytes)?,
         timestamp_window: duration("server.timestamp_window", &raw.timestamp_window)?,
         idempotency_ttl: duration("server.idempotency_ttl", &raw.idempotency_ttl)?,

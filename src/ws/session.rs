@@ -67,6 +67,47 @@ impl RateLimiter {
     }
 }
 
+/// Spaces out the writes of a socket that receives faster than `interval` (`server.write_batch_interval`),
+/// so that frames queued meanwhile share one `write`: under a heavy fan-out the cost of a delivery is
+/// mostly the syscall and the loopback/TCP work behind it, paid per write and not per frame.
+/// A generic cell rate: up to `BURST` writes in a row go out at once (replies to a client's own
+/// messages are never held), then at most one per `interval`. A zero interval turns pacing off.
+pub(super) struct WritePacer {
+    interval: Duration,
+    /// When the next write would be on schedule ("theoretical arrival time").
+    on_schedule: Instant,
+}
+
+impl WritePacer {
+    const BURST: u32 = 4;
+
+    pub fn new(interval: Duration) -> WritePacer {
+        WritePacer {
+            interval,
+            on_schedule: Instant::now(),
+        }
+    }
+
+    /// `None` when a write may happen now; otherwise the instant it may.
+    pub fn hold_until(&self, now: Instant) -> Option<Instant> {
+        if self.interval.is_zero() {
+            return None;
+        }
+        let allowed = self
+            .on_schedule
+            .checked_sub(self.interval * (Self::BURST - 1))
+            .unwrap_or(now);
+        (allowed > now).then_some(allowed)
+    }
+
+    /// Records a write at `now`.
+    pub fn wrote(&mut self, now: Instant) {
+        if !self.interval.is_zero() {
+            self.on_schedule = self.on_schedule.max(now) + self.interval;
+        }
+    }
+}
+
 pub(super) struct Session {
     pub context: Arc<WsContext>,
     pub conn: ConnHandle,
@@ -137,21 +178,32 @@ impl Session {
         let mut closing = false;
         let mut hang_up_armed = false;
         let mut awaiting_pong = false;
+        // Write pacing: `paced` while queued frames wait for `pace_timer`; `write_now` asks the
+        // end of this turn of the loop to write the queue.
+        let mut pacer = WritePacer::new(config.write_batch_interval);
+        let pace_timer = sleep_until(far_future().into());
+        tokio::pin!(pace_timer);
+        let mut paced = false;
+        let mut write_now = false;
         let mut incoming = Vec::new();
         loop {
             let writing = self.transport.has_unwritten();
             let flow = tokio::select! {
                 biased;
-                () = self.conn.outbox.ready(), if !writing && !closing => {
-                    let (close_sent, flow) = self.write_queued();
-                    if close_sent {
-                        closing = true;
-                        if !hang_up_armed {
-                            hang_up_armed = true;
-                            hang_up.as_mut().reset((Instant::now() + pong_timeout).into());
+                () = self.conn.outbox.ready(), if !writing && !closing && !paced => {
+                    match pacer.hold_until(Instant::now()) {
+                        Some(until) => {
+                            pace_timer.as_mut().reset(until.into());
+                            paced = true;
                         }
+                        None => write_now = true,
                     }
-                    flow
+                    Flow::Continue
+                }
+                () = &mut pace_timer, if paced => {
+                    paced = false;
+                    write_now = !writing && !closing;
+                    Flow::Continue
                 }
                 // A close requested while the client reads nothing (a slow consumer): the queued
                 // bytes and the Close frame get as long as a ping would, then the connection is dropped.
@@ -210,6 +262,22 @@ impl Session {
             };
             if let Flow::Stop = flow {
                 break;
+            }
+            if std::mem::take(&mut write_now) {
+                pacer.wrote(Instant::now());
+                let (close_sent, flow) = self.write_queued();
+                if close_sent {
+                    closing = true;
+                    if !hang_up_armed {
+                        hang_up_armed = true;
+                        hang_up
+                            .as_mut()
+                            .reset((Instant::now() + pong_timeout).into());
+                    }
+                }
+                if let Flow::Stop = flow {
+                    break;
+                }
             }
             if closing && !self.transport.has_unwritten() {
                 // The Close frame is out: end our side of the stream.
@@ -407,5 +475,53 @@ pub(super) async fn refuse(mut transport: Transport, error: SocketError) {
     if tokio::time::timeout(CLOSE_GRACE, written).await.is_ok() {
         transport.shutdown_write();
         transport.linger(LINGER).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pacing_off_never_holds() {
+        let mut pacer = WritePacer::new(Duration::ZERO);
+        let now = Instant::now();
+        for _ in 0..100 {
+            assert_eq!(pacer.hold_until(now), None);
+            pacer.wrote(now);
+        }
+    }
+
+    #[test]
+    fn a_burst_goes_out_then_writes_are_spaced_by_the_interval() {
+        let interval = Duration::from_millis(10);
+        let mut pacer = WritePacer::new(interval);
+        let start = Instant::now();
+        for _ in 0..WritePacer::BURST {
+            assert_eq!(pacer.hold_until(start), None);
+            pacer.wrote(start);
+        }
+        let until = pacer.hold_until(start).expect("held after the burst");
+        assert_eq!(until, start + interval);
+        // Writing at that instant is on schedule; the next one waits a whole interval more.
+        assert_eq!(pacer.hold_until(until), None);
+        pacer.wrote(until);
+        assert_eq!(pacer.hold_until(until), Some(until + interval));
+    }
+
+    #[test]
+    fn a_quiet_socket_earns_its_burst_back() {
+        let interval = Duration::from_millis(10);
+        let mut pacer = WritePacer::new(interval);
+        let start = Instant::now();
+        for _ in 0..WritePacer::BURST {
+            pacer.wrote(start);
+        }
+        let later = start + interval * (WritePacer::BURST + 1);
+        for _ in 0..WritePacer::BURST {
+            assert_eq!(pacer.hold_until(later), None);
+            pacer.wrote(later);
+        }
+        assert!(pacer.hold_until(later).is_some());
     }
 }

@@ -142,3 +142,34 @@ async fn idle_keep_alive_connections_do_not_hold_up_shutdown() {
     let n = idle.read(&mut response).unwrap_or(0);
     assert_eq!(n, 0, "the idle connection was closed");
 }
+
+#[actix_rt::test]
+async fn paced_writes_deliver_every_frame_in_order_and_still_close() {
+    // A long interval, so that most of these frames wait for the pacer and go out together.
+    let server = spawn_server(config_with("write_batch_interval = \"100ms\"", "", ""));
+    let mut subscriber = server.connect().await;
+    subscriber.subscribe("paced").await;
+    let rest = server.rest();
+    for n in 0..30 {
+        rest.trigger(&["paced"], "tick", &n.to_string()).await;
+    }
+    for n in 0..30 {
+        assert_eq!(
+            subscriber.recv().await,
+            json!({"event": "tick", "channel": "paced", "data": n.to_string()})
+        );
+    }
+    // The client's own ping is answered even while its writes are being paced.
+    subscriber
+        .send(json!({"event": "pusher:ping", "data": {}}))
+        .await;
+    assert_eq!(
+        subscriber.expect("pusher:pong").await["event"],
+        "pusher:pong"
+    );
+    // A close requested while frames wait for the pacer still comes after them.
+    rest.trigger(&["paced"], "last", "x").await;
+    server.start_shutdown();
+    assert_eq!(subscriber.expect("last").await["data"], "x");
+    subscriber.expect_closed_with(4200).await;
+}
