@@ -31,7 +31,7 @@ fi
 # 5,000 subscribers on one channel: the highest rate with p99 <= 500 ms...
 if wanted max-one-channel; then
     BENCH_OPTS="--drain 2s" "$run" "$server" "$root/max-one-channel" "$runs" \
-        maxfanout --connections 5000 --channels 1 --start-rate 4 --step-factor 1.25 \
+        maxfanout --connections 5000 --channels 1 --publishers 32 --start-rate 4 --step-factor 1.25 \
         --step-warmup 1s --step-duration 3s --max-p99-ms 500 --max-steps 30
 fi
 
@@ -44,7 +44,7 @@ fi
 # 10,000 subscribers on 1,000 channels: the highest rate with p99 <= 100 ms...
 if wanted max-many-channels; then
     BENCH_OPTS="--drain 2s" "$run" "$server" "$root/max-many-channels" "$runs" \
-        maxfanout --connections 10000 --channels 1000 --start-rate 1000 --step-factor 1.25 \
+        maxfanout --connections 10000 --channels 1000 --publishers 64 --start-rate 1000 --step-factor 1.25 \
         --step-warmup 1s --step-duration 3s --max-p99-ms 100 --max-steps 30
 fi
 
@@ -54,7 +54,7 @@ if wanted many-channels-half; then
     rate=$(jq -n "$best / 2 / 10 | floor")
     echo "half of $best deliveries/s: $rate events/s" >&2
     BENCH_OPTS="--warmup 2s --duration 10s" "$run" "$server" "$root/many-channels-half" "$runs" \
-        fanout --connections 10000 --channels 1000 --rate "$rate" --publishers 16
+        fanout --connections 10000 --channels 1000 --rate "$rate" --publishers 64
 fi
 
 # Signed REST publishing with 64 concurrent requests and nobody subscribed.

@@ -84,7 +84,14 @@ pub struct RestClient {
     response: Vec<u8>,
     /// Set once the connection failed or the server said it will close it.
     closed: bool,
+    /// When the connection last carried a request (or was opened).
+    last_used: std::time::Instant,
 }
+
+/// A connection idle this long is replaced before the next request: servers close idle connections
+/// (actix-web after 5 s, answering 408 on one that never sent a request), and a request sent into
+/// that race fails for reasons that have nothing to do with the load being measured.
+const IDLE_REOPEN: Duration = Duration::from_secs(2);
 
 impl RestClient {
     pub async fn connect(target: &PublishTarget) -> anyhow::Result<Self> {
@@ -95,6 +102,7 @@ impl RestClient {
             request: Vec::with_capacity(target.payload_bytes + 1024),
             response: Vec::with_capacity(4096),
             closed: false,
+            last_used: std::time::Instant::now(),
         })
     }
 
@@ -117,7 +125,11 @@ impl RestClient {
             .duration_since(UNIX_EPOCH)
             .map_or(0, |since| since.as_secs());
         target.write_request(&mut self.request, &self.body, auth_timestamp);
+        if self.last_used.elapsed() > IDLE_REOPEN {
+            self.stream = socket::connect_tcp(target.endpoint.addr, target.source_ip).await?;
+        }
         let exchanged = self.exchange().await;
+        self.last_used = std::time::Instant::now();
         if exchanged.is_err() {
             self.closed = true;
         }
