@@ -68,3 +68,9 @@ if wanted cluster; then
     NODES=2 BENCH_OPTS="--warmup 2s --duration 10s" "$run" "$server" "$root/cluster" "$runs" \
         cluster --connections 2000 --channels 200 --rate 1000 --publishers 8
 fi
+
+# The same load on one node, as the baseline that the cluster figures are compared with.
+if wanted one-node; then
+    BENCH_OPTS="--warmup 2s --duration 10s" "$run" "$server" "$root/one-node" "$runs" \
+        fanout --connections 2000 --channels 200 --rate 1000 --publishers 8
+fi
