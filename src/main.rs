@@ -9,6 +9,11 @@ use tracing_subscriber::EnvFilter;
 
 use herald::config::Config;
 
+/// mimalloc rather than the system allocator: a publish allocates a few dozen small, short-lived
+/// buffers, and with glibc's malloc those cost about 7 % of a REST-bound core (docs/benchmarks.md).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// A self-hosted, Pusher Channels-compatible real-time server.
 #[derive(Parser)]
 #[command(version)]
