@@ -44,7 +44,7 @@ fi
 # 10,000 subscribers on 1,000 channels: the highest rate with p99 <= 100 ms...
 if wanted max-many-channels; then
     BENCH_OPTS="--drain 2s" "$run" "$server" "$root/max-many-channels" "$runs" \
-        maxfanout --connections 10000 --channels 1000 --publishers 64 --start-rate 1000 --step-factor 1.25 \
+        maxfanout --connections 10000 --channels 1000 --publishers 64 --start-rate 2000 --step-factor 1.1 \
         --step-warmup 1s --step-duration 3s --max-p99-ms 100 --max-steps 30
 fi
 
