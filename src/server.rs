@@ -182,6 +182,10 @@ pub async fn run(
                     let draining = draining.clone();
                     async move { draining.cancelled().await }
                 })
+                // Frames queued together already leave in one write; Nagle's algorithm would only hold
+                // a socket's next write back until the client acknowledged the previous one (up to a
+                // round trip, or a delayed ACK), and the same for REST responses.
+                .tcp_nodelay(true)
                 .upgrade(upgrade)
                 .h1(map_config(web_app(), |_| AppConfig::default()))
                 .tcp()
