@@ -20,7 +20,7 @@ use crate::sign::{Credentials, Signer};
 use crate::socket;
 use crate::stats::{self, now_ns};
 use crate::target::Endpoint;
-use crate::wire::{self, Decimal};
+use crate::wire;
 
 /// Where and as whom events are published, with the parts of every request prepared once.
 pub struct PublishTarget {
@@ -67,7 +67,7 @@ impl PublishTarget {
         out.extend_from_slice(&self.request_head);
         self.signer.push_query(out, body, auth_timestamp);
         out.extend_from_slice(&self.headers_head);
-        out.extend_from_slice(Decimal::default().format(body.len() as u64));
+        out.extend_from_slice(itoa::Buffer::new().format(body.len()).as_bytes());
         out.extend_from_slice(b"\r\n\r\n");
         out.extend_from_slice(body);
     }
@@ -88,7 +88,7 @@ pub struct RestClient {
     last_used: std::time::Instant,
 }
 
-/// A connection idle this long is replaced before the next request: servers close idle connections
+/// A connection idle this long is replaced before its next request: servers close idle connections
 /// (actix-web after 5 s, answering 408 on one that never sent a request), and a request sent into
 /// that race fails for reasons that have nothing to do with the load being measured.
 const IDLE_REOPEN: Duration = Duration::from_secs(2);
@@ -125,9 +125,6 @@ impl RestClient {
             .duration_since(UNIX_EPOCH)
             .map_or(0, |since| since.as_secs());
         target.write_request(&mut self.request, &self.body, auth_timestamp);
-        if self.last_used.elapsed() > IDLE_REOPEN {
-            self.stream = socket::connect_tcp(target.endpoint.addr, target.source_ip).await?;
-        }
         let exchanged = self.exchange().await;
         self.last_used = std::time::Instant::now();
         if exchanged.is_err() {
@@ -172,8 +169,10 @@ impl RestClient {
         }
     }
 
-    pub fn is_closed(&self) -> bool {
-        self.closed
+    /// The connection is unusable (failed, or closed by the server) or has sat idle long enough
+    /// that the server may have closed it: the next request goes on a new one.
+    pub fn needs_new_connection(&self) -> bool {
+        self.closed || self.last_used.elapsed() > IDLE_REOPEN
     }
 }
 
@@ -441,7 +440,7 @@ async fn publish_worker(
         if due > now_ns() {
             tokio::time::sleep_until(stats::instant_of(due).into()).await;
         }
-        if client.is_closed() {
+        if client.needs_new_connection() {
             match RestClient::connect(target).await {
                 Ok(reconnected) => client = reconnected,
                 Err(error) => {

@@ -6,8 +6,6 @@ use hmac::{KeyInit, Mac};
 use md5::{Digest, Md5};
 use sha2::Sha256;
 
-use crate::wire::Decimal;
-
 type HmacSha256 = hmac::Hmac<Sha256>;
 
 /// The credentials of one app, as a server SDK holds them.
@@ -56,15 +54,15 @@ impl Signer {
 
     /// Appends the query string of a request carrying `body`, `auth_signature` last.
     pub fn push_query(&self, out: &mut Vec<u8>, body: &[u8], auth_timestamp: u64) {
-        let mut timestamp = Decimal::default();
-        let timestamp = timestamp.format(auth_timestamp);
-        let md5 = hex::<16, 32>(&Md5::digest(body).into());
+        let mut timestamp = itoa::Buffer::new();
+        let timestamp = timestamp.format(auth_timestamp).as_bytes();
+        let md5 = hex_digits::<32>(&Md5::digest(body));
         let mut mac = self.mac.clone();
         mac.update(&self.signed_head);
         mac.update(timestamp);
         mac.update(AFTER_TIMESTAMP);
         mac.update(&md5);
-        let signature = hex::<32, 64>(&mac.finalize().into_bytes().into());
+        let signature = hex_digits::<64>(&mac.finalize().into_bytes());
         out.extend_from_slice(&self.query_head);
         out.extend_from_slice(timestamp);
         out.extend_from_slice(AFTER_TIMESTAMP);
@@ -74,14 +72,10 @@ impl Signer {
     }
 }
 
-/// Lowercase hex of `N` bytes, `M = 2 × N` digits.
-fn hex<const N: usize, const M: usize>(bytes: &[u8; N]) -> [u8; M] {
-    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+/// The `M` lowercase hex digits of a digest, on the stack.
+fn hex_digits<const M: usize>(bytes: &[u8]) -> [u8; M] {
     let mut out = [0u8; M];
-    for (i, byte) in bytes.iter().enumerate() {
-        out[2 * i] = DIGITS[usize::from(byte >> 4)];
-        out[2 * i + 1] = DIGITS[usize::from(byte & 0x0f)];
-    }
+    hex::encode_to_slice(bytes, &mut out).expect("M is twice the digest length");
     out
 }
 
@@ -116,14 +110,14 @@ mod tests {
 
     /// Lowercase hex MD5 of a request body.
     fn body_md5(body: &[u8]) -> String {
-        ::hex::encode(Md5::digest(body))
+        hex::encode(Md5::digest(body))
     }
 
     /// Lowercase hex HMAC-SHA256 of `message` under `secret`.
     fn hmac_hex(secret: &str, message: &[u8]) -> String {
         let mut mac = HmacSha256::new_from_slice(secret.as_bytes()).unwrap();
         mac.update(message);
-        ::hex::encode(mac.finalize().into_bytes())
+        hex::encode(mac.finalize().into_bytes())
     }
 
     /// The string Pusher signs: method, path and the sorted, unescaped query without
@@ -172,7 +166,7 @@ mod tests {
 
     #[test]
     fn hex_is_lowercase() {
-        assert_eq!(&hex::<3, 6>(&[0x00, 0xab, 0x9f]), b"00ab9f");
+        assert_eq!(&hex_digits::<6>(&[0x00, 0xab, 0x9f]), b"00ab9f");
     }
 
     /// The spec's own credentials (§15.2).

@@ -83,8 +83,8 @@ fn pad_len(stamp_digits: usize, payload_bytes: usize) -> usize {
 /// (never shorter than the stamp itself).
 #[cfg(test)]
 pub fn event_data(sent_at: u64, payload_bytes: usize) -> String {
-    let mut digits = Decimal::default();
-    let digits = digits.format(sent_at);
+    let mut digits = itoa::Buffer::new();
+    let digits = digits.format(sent_at).as_bytes();
     let mut data = Vec::new();
     data.extend_from_slice(DATA_BEFORE_STAMP);
     data.extend_from_slice(digits);
@@ -106,8 +106,8 @@ pub fn publish_body(
     sent_at: u64,
     payload_bytes: usize,
 ) {
-    let mut digits = Decimal::default();
-    let digits = digits.format(sent_at);
+    let mut digits = itoa::Buffer::new();
+    let digits = digits.format(sent_at).as_bytes();
     out.clear();
     out.extend_from_slice(b"{\"name\":\"");
     out.extend_from_slice(event_name.as_bytes());
@@ -121,24 +121,6 @@ pub fn publish_body(
     out.resize(out.len() + pad_len(digits.len(), payload_bytes), b'x');
     out.extend_from_slice(b"\\\"}");
     out.extend_from_slice(b"\"}");
-}
-
-/// Formats a `u64` in decimal on the stack.
-#[derive(Default)]
-pub struct Decimal([u8; 20]);
-
-impl Decimal {
-    pub fn format(&mut self, mut value: u64) -> &[u8] {
-        let mut at = self.0.len();
-        loop {
-            at -= 1;
-            self.0[at] = b'0' + (value % 10) as u8;
-            value /= 10;
-            if value == 0 {
-                return &self.0[at..];
-            }
-        }
-    }
 }
 
 /// The `pusher:subscribe` frame for a public channel.
@@ -204,16 +186,6 @@ mod tests {
             publish_body(&mut body, "e", "c", sent_at, payload_bytes);
             let value: serde_json::Value = serde_json::from_slice(&body).unwrap();
             assert_eq!(value["data"], event_data(sent_at, payload_bytes));
-        }
-    }
-
-    #[test]
-    fn decimals() {
-        for value in [0, 9, 10, 1_234_567_890, u64::MAX] {
-            assert_eq!(
-                Decimal::default().format(value),
-                value.to_string().as_bytes()
-            );
         }
     }
 
